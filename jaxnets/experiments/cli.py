@@ -1,0 +1,39 @@
+"""What every jaxnets command does the same way: absl flags, and bad input
+reported as one line on stderr with exit status 2 (no traceback)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> None:
+    """Print `message` as one line and exit with the usage-error status."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
+def run(main) -> None:
+    """`absl.app.run(main)`, with flag errors and ValueErrors from `main` as
+    one-line usage errors."""
+
+    def checked_main(argv):
+        try:
+            return main(argv)
+        except ValueError as e:
+            fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    # JAX logs at INFO that it found no TPU; that is noise for a CPU/GPU user.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    app.run(checked_main, flags_parser=_parse_flags)
