@@ -7,10 +7,15 @@ one line here; nothing is registered by import side effects.
 
 from jaxnets.models.alexnet import AlexNet
 from jaxnets.models.lenet import LeNet
+from jaxnets.models.rnn_modes import RNNCaptioner, RNNClassifier, RNNLanguageModel, Seq2Seq
 
 MODELS = {
     "lenet": LeNet,
     "alexnet": AlexNet,
+    "rnn_classifier": RNNClassifier,   # many-to-one
+    "rnn_lm": RNNLanguageModel,        # many-to-many
+    "rnn_captioner": RNNCaptioner,     # one-to-many
+    "seq2seq": Seq2Seq,                # sequence-to-sequence
 }
 
 

@@ -1,0 +1,208 @@
+"""The lecture's four ways to use an RNN ("Process Sequence").
+
+  many-to-one    RNNClassifier      words -> sentiment            (final state)
+  many-to-many   RNNLanguageModel   characters -> next character  (every step)
+  one-to-many    RNNCaptioner       image -> words                (CNN gives h_0)
+  seq-to-seq     Seq2Seq            words -> words                (encoder h_T is decoder h_0)
+
+Token ids: 0 is padding; generating models start from `bos_id` and the
+caller cuts the output after `eos_id`.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxnets.models import cnn
+from jaxnets.models.rnn import RNN, length_mask
+
+
+class RNNClassifier(nn.Module):
+    """Many-to-one: embed -> RNN -> final hidden state -> class scores.
+
+    Call with `tokens: <int32>[B, T]`, `lengths: <int32>[B]`; returns
+    `logits: <float>[B, num_classes]`.
+    """
+
+    vocab_size: int
+    num_classes: int = 2
+    embed_dim: int = 64
+    hidden_size: int = 128
+    cell: str = "vanilla"
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, tokens, lengths, *, train: bool = False):
+        x = nn.Embed(self.vocab_size, self.embed_dim, name="embed")(tokens)
+        rnn = RNN(self.hidden_size, self.cell, name="rnn")
+        carry, _ = rnn(x, length_mask(lengths, tokens.shape[1]))
+        h = nn.Dropout(self.dropout, deterministic=not train)(rnn.hidden(carry))
+        return nn.Dense(self.num_classes, name="W_hy")(h)
+
+
+class Decoder(nn.Module):
+    """Tokens in, scores out: x_t = embed(token_t), y_t = W_hy h_t + b_y.
+
+    `__call__` is teacher forcing (all inputs known); `decode` feeds each
+    step's own prediction back in, greedily or by sampling.
+    """
+
+    vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    cell: str = "vanilla"
+
+    def setup(self):
+        self.embed = nn.Embed(self.vocab_size, self.embed_dim)
+        self.rnn = RNN(self.hidden_size, self.cell)
+        self.W_hy = self.param("W_hy", nn.initializers.lecun_normal(),
+                               (self.hidden_size, self.vocab_size))
+        self.b_y = self.param("b_y", nn.initializers.zeros, (self.vocab_size,))
+
+    def __call__(self, carry, tokens, mask):
+        """<int32>[B, T] inputs -> (carry, <float>[B, T, V] next-token scores)."""
+        carry, hs = self.rnn(self.embed(tokens), mask, carry)
+        return carry, hs @ self.W_hy + self.b_y
+
+    def zero_carry(self, batch_size: int):
+        return self.rnn.zero_carry(batch_size)
+
+    def carry_from_hidden(self, h0):
+        return self.rnn.carry_from_hidden(h0)
+
+    def decode(self, carry, first_token, length: int, rng=None, temperature: float = 0.0):
+        """Generate `length` tokens after `first_token` (<int32>[B]).
+
+        Greedy (argmax) when temperature is 0, else samples softmax(y/temperature)
+        with `rng`. Returns <int32>[B, length].
+        """
+        # embed then W_xh, for every token at once: a step is then one row lookup
+        table = self.rnn.step_cell.project(self.embed.embedding)     # (V, G*H)
+        step, hidden = self.rnn.step_cell.recurrence(), self.rnn.step_cell.hidden
+        W_hy, b_y = self.W_hy, self.b_y
+        keys = (jax.random.split(rng, length) if temperature > 0
+                else jnp.zeros((length, 2), jnp.uint32))
+
+        def body(state, key):
+            carry, token = state
+            carry, _ = step(carry, table[token])
+            scores = hidden(carry) @ W_hy + b_y                      # (B, V)
+            if temperature > 0:
+                token = jax.random.categorical(key, scores / temperature)
+            else:
+                token = jnp.argmax(scores, axis=-1)
+            return (carry, token.astype(jnp.int32)), token.astype(jnp.int32)
+
+        _, tokens = jax.lax.scan(body, (carry, first_token.astype(jnp.int32)), keys)
+        return tokens.T
+
+
+class RNNLanguageModel(nn.Module):
+    """Many-to-many: a score for the next token at every step.
+
+    Call with `tokens: <int32>[B, T]` (starting with bos_id), `lengths`;
+    returns `<float>[B, T, vocab_size]`.
+    """
+
+    vocab_size: int
+    embed_dim: int = 32
+    hidden_size: int = 256
+    cell: str = "vanilla"
+    bos_id: int = 1
+
+    def setup(self):
+        self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
+                               self.cell)
+
+    def __call__(self, tokens, lengths, *, train: bool = False):
+        carry = self.decoder.zero_carry(tokens.shape[0])
+        _, scores = self.decoder(carry, tokens, length_mask(lengths, tokens.shape[1]))
+        return scores
+
+    def generate(self, rng, batch_size: int, length: int, temperature: float = 1.0):
+        start = jnp.full((batch_size,), self.bos_id, jnp.int32)
+        return self.decoder.decode(self.decoder.zero_carry(batch_size), start, length,
+                                   rng=rng, temperature=temperature)
+
+
+def _encoder_layers(hidden_size: int) -> tuple:
+    return (
+        cnn.Conv("CONV1", 16, 5),
+        cnn.MaxPool("POOL1", 2, stride=2),
+        cnn.Conv("CONV2", 32, 3),
+        cnn.MaxPool("POOL2", 2, stride=2),
+        cnn.Dense("FC", hidden_size, relu=False),
+    )
+
+
+class RNNCaptioner(nn.Module):
+    """One-to-many: a CNN encodes the image into h_0, the RNN emits words.
+
+    Call with `image: <float>[B, H, W, C]`, `tokens: <int32>[B, T]` (bos_id
+    then the caption, teacher forcing) and `lengths`; returns word scores
+    `<float>[B, T, vocab_size]`. `generate` decodes greedily.
+    """
+
+    vocab_size: int
+    image_shape: tuple = (28, 112, 1)
+    embed_dim: int = 32
+    hidden_size: int = 128
+    cell: str = "vanilla"
+    bos_id: int = 1
+
+    def setup(self):
+        self.encoder = cnn.SequentialCNN(_encoder_layers(self.hidden_size),
+                                         tuple(self.image_shape))
+        self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
+                               self.cell)
+
+    def initial_carry(self, image, train=False):
+        return self.decoder.carry_from_hidden(jnp.tanh(self.encoder(image, train=train)))
+
+    def __call__(self, image, tokens, lengths, *, train: bool = False):
+        carry = self.initial_carry(image, train)
+        _, scores = self.decoder(carry, tokens, length_mask(lengths, tokens.shape[1]))
+        return scores
+
+    def generate(self, image, length: int):
+        start = jnp.full((image.shape[0],), self.bos_id, jnp.int32)
+        return self.decoder.decode(self.initial_carry(image), start, length)
+
+
+class Seq2Seq(nn.Module):
+    """Sequence-to-sequence: an encoder RNN reads the source, its final state
+    starts a decoder RNN that writes the target.
+
+    Call with `source: <int32>[B, S]`, `source_lengths`, `tokens: <int32>[B, T]`
+    (bos_id then the target, teacher forcing) and `lengths`; returns
+    `<float>[B, T, target_vocab_size]`.
+    """
+
+    source_vocab_size: int
+    target_vocab_size: int
+    embed_dim: int = 32
+    hidden_size: int = 128
+    cell: str = "vanilla"
+    bos_id: int = 1
+
+    def setup(self):
+        self.source_embed = nn.Embed(self.source_vocab_size, self.embed_dim)
+        self.encoder = RNN(self.hidden_size, self.cell)
+        self.decoder = Decoder(self.target_vocab_size, self.embed_dim,
+                               self.hidden_size, self.cell)
+
+    def encode(self, source, source_lengths):
+        mask = length_mask(source_lengths, source.shape[1])
+        carry, _ = self.encoder(self.source_embed(source), mask)
+        return self.decoder.carry_from_hidden(self.encoder.hidden(carry))
+
+    def __call__(self, source, source_lengths, tokens, lengths, *, train: bool = False):
+        carry = self.encode(source, source_lengths)
+        _, scores = self.decoder(carry, tokens, length_mask(lengths, tokens.shape[1]))
+        return scores
+
+    def generate(self, source, source_lengths, length: int):
+        start = jnp.full((source.shape[0],), self.bos_id, jnp.int32)
+        return self.decoder.decode(self.encode(source, source_lengths), start, length)

@@ -1,0 +1,108 @@
+"""The lecture's recurrence: scan equals the formula, gradients, masking."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from jaxnets.models import rnn, rnn_modes
+
+
+def _vanilla_params(key, d=3, h=4):
+    cell = rnn.VanillaCell(h)
+    return cell, cell.init(key, jnp.zeros((1, d)), method=cell.project)
+
+
+def _run_rnn(cell, variables, x, mask):
+    def f(module):
+        carry = module.initial_carry(jnp.zeros((x.shape[0], module.hidden_size)))
+        return rnn.masked_scan(module.recurrence(), carry, module.project(x), mask)
+    return cell.apply(variables, method=f)
+
+
+def test_scan_equals_python_loop_of_the_formula():
+    cell, variables = _vanilla_params(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    h_final, hs = _run_rnn(cell, variables, x, jnp.ones((2, 6), bool))
+    p = variables["params"]
+    W_xh, b, W_hh = p["W_xh"]["kernel"], p["W_xh"]["bias"], p["W_hh"]
+    h = np.zeros((2, 4), np.float32)
+    for t in range(6):  # h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), same weights each step
+        h = np.tanh(h @ np.asarray(W_hh) + np.asarray(x[:, t]) @ np.asarray(W_xh) + np.asarray(b))
+        np.testing.assert_allclose(hs[:, t], h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_final, h, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_match_finite_differences():
+    cell, variables = _vanilla_params(jax.random.key(2), d=2, h=3)
+    variables = jax.tree.map(lambda a: a.astype(jnp.float32), variables)
+    x = jax.random.normal(jax.random.key(3), (1, 4, 2))
+    mask = jnp.ones((1, 4), bool)
+
+    def loss(v):
+        h, hs = _run_rnn(cell, v, x, mask)
+        return jnp.sum(h ** 2) + jnp.sum(hs[:, 1])
+
+    grads = jax.grad(loss)(variables)
+    flat, unravel = ravel_pytree(variables)
+    g_flat, _ = ravel_pytree(grads)
+    eps = 1e-3
+    for i in range(flat.size):
+        e = jnp.zeros_like(flat).at[i].set(eps)
+        numeric = (loss(unravel(flat + e)) - loss(unravel(flat - e))) / (2 * eps)
+        np.testing.assert_allclose(g_flat[i], numeric, rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+def test_padding_never_changes_a_result(cell):
+    model = rnn_modes.RNNClassifier(vocab_size=30, hidden_size=8, embed_dim=5, cell=cell)
+    rows = [[3, 4, 5, 6, 7, 8], [9, 10], [11, 12, 13, 14]]
+    lengths = jnp.array([len(r) for r in rows])
+    padded = jnp.array([r + [0] * (6 - len(r)) for r in rows])
+    variables = model.init(jax.random.key(0), padded, lengths)
+    batch_logits = model.apply(variables, padded, lengths)
+    for i, row in enumerate(rows):
+        alone = model.apply(variables, jnp.array([row]), jnp.array([len(row)]))
+        np.testing.assert_allclose(batch_logits[i], alone[0], rtol=1e-5, atol=1e-6)
+    # more padding on the right changes nothing either
+    wider = jnp.pad(padded, ((0, 0), (0, 5)), constant_values=17)
+    np.testing.assert_allclose(model.apply(variables, wider, lengths), batch_logits,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_per_step_outputs_are_zero_on_padding_and_final_state_is_last_real_step():
+    cell, variables = _vanilla_params(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (1, 5, 3))
+    mask = jnp.array([[True, True, True, False, False]])
+    h_final, hs = _run_rnn(cell, variables, x, mask)
+    np.testing.assert_array_equal(hs[0, 3:], 0.0)
+    np.testing.assert_array_equal(h_final[0], hs[0, 2])
+
+
+def test_one_parameter_set_whatever_the_length():
+    model = rnn_modes.RNNClassifier(vocab_size=30, hidden_size=8, embed_dim=5)
+    shapes = [jax.tree.map(jnp.shape, model.init(
+        jax.random.key(0), jnp.ones((2, t), jnp.int32), jnp.full((2,), t)))
+        for t in (3, 50)]
+    assert shapes[0] == shapes[1]
+
+
+def test_unknown_cell_is_a_clear_error():
+    model = rnn_modes.RNNClassifier(vocab_size=30, cell="transformer")
+    with pytest.raises(ValueError, match="unknown cell 'transformer'; choose one of: vanilla"):
+        model.init(jax.random.key(0), jnp.ones((1, 3), jnp.int32), jnp.array([3]))
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm"])
+def test_greedy_decoding_agrees_with_teacher_forcing(cell):
+    """Feeding the greedy output back in as teacher-forced input reproduces it."""
+    model = rnn_modes.Seq2Seq(source_vocab_size=9, target_vocab_size=11, hidden_size=16,
+                              embed_dim=6, cell=cell)
+    source, source_lengths = jnp.array([[2, 3, 4], [5, 6, 0]]), jnp.array([3, 2])
+    start = jnp.ones((2, 1), jnp.int32)
+    variables = model.init(jax.random.key(0), source, source_lengths, start, jnp.array([1, 1]))
+    generated = model.apply(variables, source, source_lengths, 5, method=model.generate)
+    inputs = jnp.concatenate([start, generated[:, :-1]], axis=1)
+    scores = model.apply(variables, source, source_lengths, inputs, jnp.array([5, 5]))
+    np.testing.assert_array_equal(jnp.argmax(scores, -1), generated)
