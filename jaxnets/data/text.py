@@ -1,0 +1,114 @@
+"""Text in tf.data: tokenized once on the host with the run's vocabulary, kept in RAM.
+
+The vocabulary is built from the full train split only (every process builds the same one)
+and encodes text in pure Python (`Vocabulary.encode`), so training, evaluation and later
+prediction share exactly one tokenizer. Sequences are truncated to `max_length` and
+right-padded with PAD = 0; `lengths` holds the real lengths. With `length_buckets`, each
+batch is cut to the smallest bucket that holds its longest sequence (fewer wasted steps,
+one compiled shape per bucket).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxnets.data import catalog, pipeline
+from jaxnets.data.tf_setup import import_tf
+from jaxnets.data.tokenizer import Vocabulary, build_vocabulary
+
+tf = import_tf()  # this module is imported only when a text dataset is built
+
+DEFAULT_VOCAB_SIZE = 20_000  # including PAD and OOV
+MAX_LENGTH_CAP = 256         # default max_length: the longest train text, capped here
+
+
+def make_source(builder, spec: catalog.DatasetSpec, full_train_split, train_split,
+                eval_split, *, max_length: int | None = None, vocab_size: int | None = None,
+                vocab: Vocabulary | None = None,
+                length_buckets: Sequence[int] | None = None) -> pipeline.Source:
+    """Encoded, padded text of this process's shards, in RAM, plus the batch finisher."""
+    texts, labels = read_texts(builder, spec, full_train_split)
+    vocab = _vocabulary(texts, vocab, vocab_size)
+    encoded = [vocab.encode(t) for t in texts]
+    if max_length is None:
+        max_length = min(max(map(len, encoded), default=1), MAX_LENGTH_CAP)
+    if train_split != full_train_split:  # several processes: keep only this one's shard
+        texts, labels = read_texts(builder, spec, train_split)
+        encoded = [vocab.encode(t) for t in texts]
+    eval_texts, eval_labels = read_texts(builder, spec, eval_split)
+    eval_encoded = [vocab.encode(t) for t in eval_texts]
+    buckets = bucket_widths(length_buckets, max_length)
+
+    def in_ram(sequences, labels):
+        tokens, lengths = pad_sequences(sequences, max_length)
+        return tf.data.Dataset.from_tensor_slices(
+            {"tokens": tokens, "lengths": lengths, "label": labels})
+
+    return pipeline.Source(
+        train=in_ram(encoded, labels), eval=in_ram(eval_encoded, eval_labels),
+        num_train=len(encoded), num_eval=len(eval_encoded), finish=finish,
+        input_shape=(max_length,),
+        num_classes=builder.info.features["label"].num_classes,
+        post=functools.partial(trim_to_bucket, widths=buckets),
+        vocab=vocab, eval_texts=eval_texts)
+
+
+def read_texts(builder, spec: catalog.DatasetSpec, split) -> tuple[list[str], np.ndarray]:
+    """(texts, int32 labels) of `split`, in the split's fixed order."""
+    ds = pipeline.read(builder, split).map(lambda ex: (ex[spec.input_key], ex["label"]))
+    texts, labels = [], []
+    for text_batch, label_batch in ds.batch(1024).as_numpy_iterator():
+        texts.extend(t.decode("utf-8") for t in text_batch)
+        labels.append(label_batch)
+    labels = np.concatenate(labels).astype(np.int32) if labels else np.zeros(0, np.int32)
+    if (labels < 0).any():
+        raise ValueError(f"{spec.name} {split} has hidden labels (-1) on {(labels < 0).sum()} "
+                         "examples: evaluate on a labelled split, e.g. split_eval='validation'")
+    return texts, labels
+
+
+def _vocabulary(texts: list[str], vocab: Vocabulary | None,
+                vocab_size: int | None) -> Vocabulary:
+    if vocab is None:
+        return build_vocabulary(texts, vocab_size or DEFAULT_VOCAB_SIZE)
+    if vocab_size is not None and len(vocab) > vocab_size:  # a cap, so smaller is fine
+        raise ValueError(f"the given vocab has {len(vocab)} tokens, more than vocab_size="
+                         f"{vocab_size}: raise vocab_size or drop it (the vocab decides)")
+    return vocab
+
+
+def pad_sequences(sequences: list[list[int]], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token id lists -> (tokens int32[N, max_length] right-padded with 0, lengths int32[N])."""
+    tokens = np.zeros((len(sequences), max_length), np.int32)
+    lengths = np.zeros(len(sequences), np.int32)
+    for row, ids in enumerate(sequences):
+        ids = ids[:max_length]  # truncation keeps the beginning
+        tokens[row, :len(ids)] = ids
+        lengths[row] = len(ids)
+    return tokens, lengths
+
+
+def bucket_widths(length_buckets: Sequence[int] | None, max_length: int) -> tuple[int, ...]:
+    """Sorted widths ending at max_length; just (max_length,) when not bucketing."""
+    widths = sorted({int(w) for w in (length_buckets or ())})
+    if widths and (widths[0] < 1 or widths[-1] > max_length):
+        raise ValueError(f"length_buckets {list(length_buckets)} must lie in 1..max_length="
+                         f"{max_length}")
+    return tuple(w for w in widths if w < max_length) + (max_length,)
+
+
+def trim_to_bucket(batch: pipeline.Batch, widths: tuple[int, ...]) -> pipeline.Batch:
+    """Cuts `tokens` [B, max_length] to [B, w], w the smallest width >= the longest row."""
+    longest = int(batch["lengths"].max(initial=0))
+    width = next(w for w in widths if w >= longest)
+    if width == batch["tokens"].shape[1]:
+        return batch
+    return {**batch, "tokens": batch["tokens"][:, :width]}
+
+
+def finish(batch):
+    """Adds mask = 1 (real rows) to a text batch; tokens, lengths, label are int32 already."""
+    return {**batch, "mask": tf.ones_like(batch["label"], tf.float32)}

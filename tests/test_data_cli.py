@@ -1,0 +1,53 @@
+"""`python -m jaxnets.data` and the promise that importing jaxnets.data stays cheap."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+import data_fixtures
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_import_loads_neither_tensorflow_nor_jax():
+    done = run("-c", "import sys, jaxnets.data; "
+                     "print(sorted(m for m in ('tensorflow', 'jax') if m in sys.modules))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_list_names_every_dataset():
+    done = run("-m", "jaxnets.data", "--list")
+    assert done.returncode == 0, done.stderr
+    for name in ("rt_sentences", "mnist5k", "mnist", "cifar10", "imagenette", "glue/sst2"):
+        assert name in done.stdout
+
+
+def test_describe_shows_sizes_balance_and_examples():
+    from jaxnets.data import __main__ as cli
+    from jaxnets.data import catalog, public, rt_sentences
+
+    builder = public.prepared_builder("rt_sentences", data_fixtures.prepared_data_dir())
+    spec = catalog.SPECS["rt_sentences"]
+    lines = {line.split()[0]: line for line in cli.describe(builder, spec).splitlines()[2:]}
+    for split in ("train", "test"):
+        rows = [r for r in data_fixtures.rt_rows()
+                if r[1] != 0 and rt_sentences.split_of(r[0]) == split]
+        negative = sum(r[1] < 0 for r in rows)
+        assert f"{len(rows):,} examples" in lines[split]
+        assert f"negative {negative:,} ({negative / len(rows):.1%})" in lines[split]
+    assert cli.show_examples(builder, spec, 2).count("\n  [") == 2
+
+
+def test_ascii_art_has_one_char_per_pixel_column():
+    image = np.zeros((28, 28, 1), np.uint8)
+    image[10:20, 10:20] = 255
+    from jaxnets.data import __main__ as cli
+
+    art = cli.ascii_art(image).splitlines()
+    assert len(art) == 14 and all(len(line) == 4 + 28 for line in art)
+    assert "@" in art[6] and "@" not in art[0]
+

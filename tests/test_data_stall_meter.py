@@ -1,0 +1,78 @@
+"""Stall meter (fraction of wall time spent waiting for data) and device prefetch."""
+
+import numpy as np
+import pytest
+
+from jaxnets.data.stall_meter import StallMeter
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def slow_source(clock, delays):
+    for delay in delays:
+        clock.now += delay  # time spent producing the item, inside next()
+        yield delay
+
+
+def test_fraction_is_waiting_over_wall_time():
+    clock = FakeClock()
+    meter = StallMeter(slow_source(clock, [1.0, 1.0, 1.0]), clock=clock)
+    for _ in meter:
+        clock.now += 3.0  # the consumer's own work
+    assert meter.batches == 3
+    assert meter.wait_seconds == pytest.approx(3.0)
+    assert meter.wall_seconds == pytest.approx(12.0)
+    assert meter.fraction == pytest.approx(0.25)
+
+
+def test_reset_starts_a_new_window():
+    clock = FakeClock()
+    meter = StallMeter(slow_source(clock, [5.0, 0.0]), clock=clock)
+    next(meter)
+    assert meter.fraction == pytest.approx(1.0)
+    meter.reset()
+    assert (meter.fraction, meter.batches, meter.wait_seconds) == (0.0, 0, 0.0)
+    clock.now += 1.0
+    next(meter)
+    assert meter.fraction == pytest.approx(0.0) and meter.batches == 1
+
+
+def test_real_clock_sees_a_slow_producer():
+    import time
+
+    def producer():
+        for _ in range(3):
+            time.sleep(0.02)
+            yield 0
+
+    meter = StallMeter(producer())
+    assert sum(1 for _ in meter) == 3
+    assert 0.5 < meter.fraction <= 1.0 and "waiting" in repr(meter)
+
+
+def test_prefetch_to_device_keeps_order_and_stays_size_ahead():
+    import jax
+
+    from jaxnets.parallel import prefetch_to_device
+
+    pulled = []
+
+    def source():
+        for i in range(5):
+            pulled.append(i)
+            yield {"x": np.full((2,), i, np.float32)}
+
+    batches = prefetch_to_device(source(), size=3)
+    first = next(batches)
+    assert isinstance(first["x"], jax.Array) and len(pulled) == 3  # 1 held + 2 in flight
+    assert int(next(batches)["x"][0]) == 1 and len(pulled) == 4
+    rest = [int(b["x"][0]) for b in batches]
+    assert [int(first["x"][0]), 1] + rest == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="prefetch size"):
+        next(prefetch_to_device(source(), size=0))
