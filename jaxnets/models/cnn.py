@@ -106,7 +106,7 @@ class LocalResponseNorm:
     def __call__(self, x, *, train, dtype=None):
         half = self.size // 2
         window_sum = jax.lax.reduce_window(
-            jnp.square(x), jnp.zeros((), x.dtype), jax.lax.add,
+            jnp.square(x), 0.0, jax.lax.add,  # a scalar start keeps it differentiable
             window_dimensions=(1, 1, 1, self.size), window_strides=(1, 1, 1, 1),
             padding=((0, 0), (0, 0), (0, 0), (half, self.size - 1 - half)))
         return x / (self.k + self.alpha * window_sum) ** self.beta

@@ -1,0 +1,76 @@
+"""Checkpoints: the train state plus the data position, with orbax.
+
+Each checkpoint is a directory `<workdir>/checkpoints/<step>/` holding two
+items: `state` (step, params, opt_state, model_state, rng; StandardSave) and
+`position` (`{"step", "epoch", "batch_in_epoch"}`; JSON). Resuming means:
+restore both, call the data's `train_epoch(epoch)` and skip `batch_in_epoch`
+batches.
+
+Safety: orbax writes a checkpoint to a temporary directory and marks it
+complete (`commit_success.txt`/atomic rename) only when every file is
+written; a checkpoint killed mid-write is ignored on restore. Old
+checkpoints beyond `keep` are deleted only after the new one is committed,
+so the last good checkpoint is never lost. The loop checks that a state is
+finite before saving it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orbax.checkpoint as ocp
+
+from jaxnets.train.state import TrainState
+
+
+class Checkpointer:
+    """Saves and restores (TrainState, data position) under `directory`.
+
+    Args:
+      directory: where the step directories go (created if missing).
+      keep: how many of the newest checkpoints to keep.
+      async_save: write in a background thread; the device arrays are copied
+        to host memory before `save` returns, so the caller may donate the
+        state to the next step right away.
+    """
+
+    def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        """The step of the newest complete checkpoint, or None."""
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def save(self, state: TrainState, position: dict) -> None:
+        """Saves `state` and `position` as the checkpoint of `position['step']`."""
+        step = int(position["step"])
+        if step in self.manager.all_steps():
+            return  # already saved (e.g. the end of a run that was complete)
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state.checkpoint_items()),
+            position=ocp.args.JsonSave(dict(position))), force=True)
+
+    def restore_position(self, step: int) -> dict:
+        """Only the data position of checkpoint `step` (cheap: reads one JSON)."""
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
+        return dict(restored.position)
+
+    def restore(self, step: int, abstract: TrainState) -> TrainState:
+        """The state of checkpoint `step`, shaped like `abstract` (from abstract_state)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract.checkpoint_items())))
+        return abstract.with_items(dict(restored.state))
+
+    def wait(self) -> None:
+        """Blocks until every pending write is committed."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()

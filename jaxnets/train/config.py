@@ -1,0 +1,139 @@
+"""The training config: every field, its default and its meaning, in one place.
+
+Presets (`jaxnets/experiments/presets/`) start from `default_config()` and
+change values; the CLI overrides any field with `--config.<field>=<value>`.
+The loop never mutates a config: values derived from the data (vocabulary
+size, steps per epoch) are computed, not written back.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
+DTYPES = ("float32", "bfloat16", "float16")
+
+# Fields that change only logging or bookkeeping: a resumed run may differ in these.
+COSMETIC_FIELDS = ("note", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
+                   "eval_every_steps", "eval_max_batches", "data_dir", "progress")
+
+
+class ConfigError(ValueError):
+    """A bad config or flag value; the message says which and what to use instead."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.preset = "custom"          # the preset this config came from (names the run)
+    c.note = ""                  # a line printed when the run starts (e.g. "smoke run: ...")
+    # Model: a jaxnets.models.MODELS name or "package.module:factory".
+    c.model = "lenet"
+    c.model_kwargs = ml_collections.ConfigDict()   # extra factory arguments
+    c.dtype = "float32"          # computation dtype passed to factories that take one
+    # Data: a jaxnets.data name; shape options are passed to jaxnets.data.get_dataset.
+    c.dataset = "mnist5k"
+    c.data_dir = ""              # "" = the default TFDS/cache directory
+    c.image_shape = ml_collections.config_dict.placeholder(tuple)  # None = native
+    c.max_length = 0             # text: tokens per example (0 = the dataset's default)
+    c.vocab_size = 0             # text: vocabulary size (0 = the dataset's default)
+    c.augment = False            # images: the dataset's stateless random augmentation
+    c.batch_size = 64
+    c.eval_batch_size = 0        # 0 = batch_size
+    # Length: num_steps > 0 wins over num_epochs.
+    c.num_epochs = 10
+    c.num_steps = 0
+    # Optimiser (see jaxnets/train/optim.py for the maths).
+    c.optimizer = "adam"
+    c.learning_rate = 1e-3
+    c.momentum = 0.9             # sgd-with-momentum and the b1 of adam/adamw
+    c.nesterov = False
+    c.b2 = 0.999
+    c.weight_decay = 0.0         # never applied to biases or norm scales (ndim < 2)
+    c.grad_clip_norm = 0.0       # clip by global norm; 0 = off
+    c.schedule = "constant"
+    c.warmup_steps = 0           # warmup_cosine: linear warmup from 0
+    c.step_boundaries = (0.5, 0.75)  # step: fractions of the run where lr *= step_factor
+    c.step_factor = 0.1
+    c.seed = 0
+    # Periodic work (0 = never, except where noted).
+    c.log_every_steps = 50
+    c.eval_every_steps = 0       # 0 = evaluate at the end of every epoch
+    c.checkpoint_every_steps = 500   # also always at the end and on Ctrl-C
+    c.keep_checkpoints = 3
+    c.eval_max_batches = 0       # 0 = the whole eval set (only smoke runs cut it)
+    c.progress = True            # print the progress line
+    # Smoke switch: --config.smoke=True applies `smoke_overrides` (tiny, for tests;
+    # see with_smoke).
+    c.smoke = False
+    c.smoke_overrides = ml_collections.ConfigDict(
+        {"num_steps": 8, "batch_size": 8, "eval_batch_size": 8, "log_every_steps": 4,
+         "warmup_steps": 2,
+         "eval_every_steps": 0, "checkpoint_every_steps": 4, "eval_max_batches": 2})
+    return c
+
+
+def _check_choice(config, field: str, choices) -> None:
+    value = config[field]
+    if value not in choices:
+        raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def validate(config) -> None:
+    """Raises ConfigError naming the first bad field and the valid values."""
+    _check_choice(config, "optimizer", OPTIMIZERS)
+    _check_choice(config, "schedule", SCHEDULES)
+    _check_choice(config, "dtype", DTYPES)
+    for field in ("batch_size",):
+        if config[field] < 1:
+            raise ConfigError(f"{field} must be >= 1, got {config[field]}")
+    if config.num_steps <= 0 and config.num_epochs <= 0:
+        raise ConfigError(f"set num_epochs ({config.num_epochs}) or num_steps "
+                          f"({config.num_steps}) to a positive number")
+    if config.learning_rate <= 0:
+        raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if config.keep_checkpoints < 1:
+        raise ConfigError(f"keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
+
+
+def check_dataset(name: str) -> None:
+    """ConfigError naming the known datasets unless jaxnets.data knows `name`.
+
+    Reads only the data catalog: no TensorFlow, no network.
+    """
+    from jaxnets.data import catalog
+    try:
+        catalog.spec_for(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def with_smoke(config, explicit=()) -> ml_collections.ConfigDict:
+    """A copy with `smoke_overrides` applied when `config.smoke` is set.
+
+    Fields named in `explicit` (the user's own overrides) keep their values.
+    Config builders call this once; the loop itself ignores `smoke`.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    if config.get("smoke"):
+        for key, value in config.smoke_overrides.items():
+            if key not in explicit:
+                config[key] = value
+    return config
+
+
+def diff(saved: dict, current: dict) -> list[str]:
+    """'field: saved -> current' for every non-cosmetic field that changed."""
+    skip = set(COSMETIC_FIELDS) | {"smoke_overrides"}
+    keys = sorted((set(saved) | set(current)) - skip)
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
+            for k in keys if _norm(saved.get(k)) != _norm(current.get(k))]
+
+
+def _norm(value):
+    """Lists and tuples compare equal (JSON turns tuples into lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value

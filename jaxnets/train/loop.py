@@ -1,0 +1,355 @@
+"""The training loop: `fit(model, data, config, workdir)`.
+
+    for each batch of each epoch (resuming at the checkpoint's epoch and batch):
+        state = train_step(state, batch)          # jitted once, state donated
+        every log_every_steps:        progress line, metrics.jsonl, TensorBoard
+        every eval_every_steps (or at the end of each epoch): padded eval
+        every checkpoint_every_steps: orbax checkpoint (state + data position)
+    at the end: eval, checkpoint, learning-curve PNG, one-line summary
+
+A step whose loss or gradient is not finite stops the run (NonFiniteError)
+at the next step at the latest; a state is checked before it is saved, so
+the last checkpoint is always a good one. Ctrl-C saves a checkpoint first.
+Running `fit` again on the same workdir resumes from the newest checkpoint
+and ends with bitwise the same parameters as a run never interrupted (CPU).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import ml_collections
+
+from jaxnets.train import config as config_lib
+from jaxnets.train.checkpoint import Checkpointer
+from jaxnets.train.inputs import Inputs, as_inputs
+from jaxnets.train.losses import Metrics
+from jaxnets.train.model_api import Model, as_model
+from jaxnets.train.optim import make_optimizer
+from jaxnets.train.reporting import Reporter, Throughput
+from jaxnets.train.state import TrainState, abstract_state, count_params, create_state
+from jaxnets.train.steps import eval_step, merge_metrics, train_step
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or Inf; the message names the step."""
+
+
+@dataclasses.dataclass
+class Result:
+    """What `fit` returns: the final state, the last eval metrics and the summary."""
+
+    state: TrainState
+    eval: dict | None
+    summary: dict
+    summary_line: str
+
+
+def resolve_config(config) -> ml_collections.ConfigDict:
+    """`default_config()` updated with `config` (None, a dict or a ConfigDict)."""
+    resolved = config_lib.default_config()
+    given = {} if config is None else (
+        config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config))
+    unknown = sorted(set(given) - set(resolved))
+    if unknown:
+        raise config_lib.ConfigError(
+            f"unknown config field(s) {', '.join(unknown)}; valid fields: "
+            f"{', '.join(sorted(resolved))}")
+    try:
+        resolved.update(given)
+    except TypeError as e:  # e.g. a string where a number belongs
+        raise config_lib.ConfigError(f"config: {e}") from None
+    config_lib.validate(resolved)
+    return resolved
+
+
+def _plan(config, inputs: Inputs) -> tuple[int | None, int]:
+    """(steps per epoch or None, total steps)."""
+    spe = inputs.steps_per_epoch
+    if config.num_steps > 0:
+        return spe, config.num_steps
+    if not spe:
+        raise config_lib.ConfigError(
+            "the training data does not say how many batches an epoch has: set num_steps, "
+            "or pass data with steps_per_epoch or a len()")
+    return spe, config.num_epochs * spe
+
+
+def _check_workdir(workdir: str, config, has_checkpoint: bool) -> None:
+    """Refuses to resume a run whose config differs; writes config.json."""
+    path = os.path.join(workdir, "config.json")
+    current = json.loads(config.to_json())
+    if has_checkpoint and os.path.exists(path):
+        with open(path) as f:
+            changes = config_lib.diff(json.load(f), current)
+        if changes:
+            raise config_lib.ConfigError(
+                f"{workdir} holds a run with another config ({'; '.join(changes)}): "
+                f"pass a new --workdir, or delete {workdir} to start over")
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(current, f, indent=1)
+
+
+def _batch_size(batch) -> int:
+    return len(batch["label"])
+
+
+class _Trainer:
+    """One run: state, data position, periodic actions. `fit` builds and runs it."""
+
+    def __init__(self, model: Model, inputs: Inputs, config, workdir: str, name: str):
+        self.model, self.inputs, self.config, self.workdir = model, inputs, config, workdir
+        self.name = name
+        self.steps_per_epoch, self.total_steps = _plan(config, inputs)
+        self.tx, self.schedule = make_optimizer(config, self.total_steps)
+        self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+        latest = self.ckpt.latest_step()
+        _check_workdir(workdir, config, latest is not None)
+        pos = (self.ckpt.restore_position(latest) if latest is not None
+               else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
+        self.step, self.epoch = pos["step"], pos["epoch"]
+        self.batch_in_epoch = pos["batch_in_epoch"]
+        self.start_step = self.step
+        self._opened = None  # (epoch, iterator) opened early to shape the state
+        self.state = self._initial_state(latest)
+        self.train_fn = jax.jit(train_step, donate_argnums=0)
+        self.eval_fn = jax.jit(eval_step)
+        self.merge_fn = jax.jit(merge_metrics)
+        self.train_sums, self.unlogged, self.unchecked = Metrics.zeros(), 0, collections.deque()
+        self.meter, self.examples_seen, self.train_seconds = Throughput(), 0, 0.0
+        self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
+        self.reporter = Reporter(workdir, name, start_step=self.start_step,
+                                 progress=config.progress)
+        self.periodic = [(config.log_every_steps, self._log),
+                         (config.eval_every_steps, self._evaluate),
+                         (config.checkpoint_every_steps, self._save)]
+
+    # -- data ---------------------------------------------------------------
+
+    def _open_epoch(self):
+        """An iterator over the rest of the current epoch (skips consumed batches)."""
+        if self._opened is not None and self._opened[0] == self.epoch:
+            it, self._opened = self._opened[1], None
+            return it
+        return iter(self.inputs.train_epoch(self.epoch, self.batch_in_epoch))
+
+    def _example_batch(self):
+        """A batch to shape the state: the next one to train on (kept for training)."""
+        it = self._open_epoch()
+        first = next(it, None)
+        if first is not None:
+            self._opened = (self.epoch, _prepend(first, it))
+            return first
+        for source in (lambda: self.inputs.train_epoch(0, 0), self.inputs.eval_batches):
+            batch = next(iter(source()), None) if source else None
+            if batch is not None:
+                return batch
+        raise ValueError("the training data gave no batches: check the data, or its batch_size")
+
+    def _initial_state(self, latest: int | None) -> TrainState:
+        batch = self._example_batch()
+        self.batch_size = _batch_size(batch)
+        if latest is None:
+            return create_state(self.model, self.tx, batch, self.config.seed)
+        state = self.ckpt.restore(latest, abstract_state(self.model, self.tx, batch))
+        assert int(state.step) == self.step, (int(state.step), self.step)
+        return state
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self) -> Result:
+        started = time.perf_counter()
+        try:
+            self._announce()
+            while self.step < self.total_steps:
+                if self._run_epoch():
+                    self._end_epoch()
+            self._finish_training()
+            return self._result(time.perf_counter() - started)
+        except KeyboardInterrupt:
+            self._save_on_interrupt()
+            raise
+        finally:
+            self.ckpt.close()
+            self.reporter.close()
+
+    def _run_epoch(self) -> bool:
+        """Trains from the current position; True when the epoch ran out of batches."""
+        batches = self._open_epoch()
+        while self.step < self.total_steps:
+            start = time.perf_counter()
+            batch = next(batches, None)
+            wait = time.perf_counter() - start
+            if batch is None:
+                return True
+            self._train_on(batch, wait)
+        return False
+
+    def _train_on(self, batch, wait: float) -> None:
+        self.state, metrics, finite = self.train_fn(self.state, batch)
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.train_sums = self.merge_fn(self.train_sums, metrics)
+        self.unlogged += 1
+        self.meter.add(_batch_size(batch), wait)
+        self.unchecked.append((self.step, self.epoch, finite))
+        self._check_finite(keep=1)  # the previous step; this one runs meanwhile
+        if self.step == self.start_step + 1:  # leave compilation out of examples/s
+            jax.block_until_ready(self.state.step)
+            self.meter.reset()
+        for every, action in self.periodic:
+            if every > 0 and self.step % every == 0:
+                action()
+
+    def _end_epoch(self) -> None:
+        if self.batch_in_epoch == 0:
+            raise ValueError(
+                f"epoch {self.epoch} of the training data gave no batches, but the run "
+                f"needs {self.total_steps - self.step} more steps: give more data or "
+                "lower num_steps (a one-shot iterator gives only one epoch)")
+        if self.config.eval_every_steps <= 0:
+            self._evaluate()
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def _finish_training(self) -> None:
+        if self.unlogged:
+            self._log()
+        if self.last_eval_step != self.step:
+            self._evaluate()
+        self._save()
+        self.ckpt.wait()
+
+    # -- periodic actions ---------------------------------------------------
+
+    def _check_finite(self, keep: int = 0) -> None:
+        """Reads the finite flags of all but the newest `keep` steps; raises on a bad one."""
+        while len(self.unchecked) > keep:
+            step, epoch, finite = self.unchecked.popleft()
+            if not bool(finite):
+                latest = self.ckpt.latest_step()
+                kept = (f"the last good checkpoint is step {latest} in {self.ckpt.directory}"
+                        if latest is not None else "no checkpoint had been saved yet")
+                raise NonFiniteError(
+                    f"non-finite loss or gradient at step {step} (in epoch {epoch + 1}); run "
+                    f"stopped, {kept}. Lower learning_rate, set grad_clip_norm, or check "
+                    "the data")
+
+    def _log(self) -> None:
+        self._check_finite()
+        metrics = self.train_sums.compute()
+        meter = self.meter.read(self.total_steps - self.step)
+        self.examples_seen += self.meter.examples
+        self.train_seconds += meter["seconds"]
+        self.reporter.train(step=self.step, total=self.total_steps, epoch=self._epochs_done(),
+                            metrics=metrics, lr=float(self.schedule(max(self.step - 1, 0))),
+                            meter=meter)
+        self.train_sums, self.unlogged = Metrics.zeros(), 0
+        self.meter.reset()
+
+    def _evaluate(self) -> None:
+        if self.inputs.eval_batches is None:
+            return
+        self._check_finite()
+        started, limit = time.perf_counter(), self.config.eval_max_batches
+        sums = Metrics.zeros()
+        for i, batch in enumerate(self.inputs.eval_batches()):
+            if limit and i >= limit:
+                self.eval_cut = True
+                break
+            sums = self.merge_fn(sums, self.eval_fn(self.state, batch))
+        self.last_eval, self.last_eval_step = sums.compute(), self.step
+        self.reporter.eval(step=self.step, epoch=self._epochs_done(), metrics=self.last_eval)
+        self.meter.start += time.perf_counter() - started  # eval is not training time
+
+    def _epochs_done(self) -> float:
+        """Epochs trained so far, e.g. 2.5 (or the epoch number when its length is unknown)."""
+        if self.steps_per_epoch:
+            return round(self.step / self.steps_per_epoch, 2)
+        return self.epoch + 1
+
+    def _position(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
+
+    def _save(self) -> None:
+        self._check_finite()
+        self.ckpt.save(self.state, self._position())
+
+    def _save_on_interrupt(self) -> None:
+        try:
+            self._save()
+            self.ckpt.wait()
+            self.reporter.line(f"[{self.name}] interrupted at step {self.step}: checkpoint "
+                               "saved; run the same command again to resume")
+        except Exception as e:  # noqa: BLE001 - interrupted mid-step: keep the older one
+            self.reporter.line(f"[{self.name}] interrupted at step {self.step}; no new "
+                               f"checkpoint ({type(e).__name__}: {e})")
+
+    # -- words --------------------------------------------------------------
+
+    def _announce(self) -> None:
+        c = self.config
+        spe = f" ({self.total_steps / self.steps_per_epoch:.3g} epochs of {self.steps_per_epoch})" \
+            if self.steps_per_epoch else ""
+        resumed = (f" | resuming at step {self.step} (epoch {self.epoch}, batch "
+                   f"{self.batch_in_epoch})" if self.start_step else "")
+        self.reporter.line(
+            f"[{self.name}] {self.model!r}, {count_params(self.state.params):,} params | "
+            f"{self.total_steps} steps{spe}, batch {self.batch_size} | {c.optimizer} lr "
+            f"{c.learning_rate:g} {c.schedule} | workdir {self.workdir}{resumed}")
+        if c.note:
+            self.reporter.line(f"[{self.name}] {c.note}")
+
+    def _result(self, wall: float) -> Result:
+        summary = {
+            "name": self.name, "step": self.step, "start_step": self.start_step,
+            "epochs": self.step / self.steps_per_epoch if self.steps_per_epoch else 0.0,
+            "eval": self.last_eval, "eval_cut": self.eval_cut, "wall_seconds": wall,
+            "examples_per_sec": self.examples_seen / max(self.train_seconds, 1e-9),
+            "workdir": self.workdir, "params": count_params(self.state.params),
+            "devices": [str(d) for d in jax.devices()],
+        }
+        line = self.reporter.finish(summary)
+        return Result(self.state, self.last_eval, summary, line)
+
+
+def _prepend(first, it):
+    yield first
+    yield from it
+
+
+def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
+        name: str | None = None) -> Result:
+    """Trains `model` on `data` with the jaxnets loop, logs and checkpoints.
+
+    Args:
+      model: a Flax linen module, an `(init, apply)` pair of pure functions
+        (`init(rng, batch) -> params`, `apply(params, batch, *, train, rng) ->
+        logits`), or a `jaxnets.train.model_api.Model`.
+      data: a dataset with `train_epoch(epoch)`/`eval_batches()` (e.g. from
+        `jaxnets.data.get_dataset` or `jaxnets.train.ArrayData`), a function
+        `epoch -> batches`, or a list of batch dicts.
+      config: a ConfigDict or dict of `jaxnets.train.config.default_config()`
+        fields to change (None: the defaults). The data fields (dataset,
+        batch_size, ...) matter only to `train_and_evaluate`; here `data`
+        already decides them.
+      workdir: logs and checkpoints go here; an existing checkpoint resumes.
+      eval_data: eval batches when `data` has none of its own.
+      name: the run's name in log lines (default: config.preset).
+
+    Returns:
+      Result(state, eval metrics, summary dict, summary line).
+
+    Raises:
+      NonFiniteError: a loss or gradient became NaN/Inf.
+      ConfigError: a bad config, or a workdir holding a run with another config.
+    """
+    config = resolve_config(config)
+    trainer = _Trainer(as_model(model), as_inputs(data, eval_data), config,
+                       os.path.abspath(workdir), name or config.preset)
+    return trainer.run()

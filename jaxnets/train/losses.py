@@ -1,0 +1,83 @@
+"""Losses and metrics for classification, with masks.
+
+A batch may carry `mask: <float32>[batch]` (1 for a real example, 0 for
+padding added to fill the last eval batch); every sum below is weighted by
+it, so padding never changes a loss or an accuracy.
+
+Metrics follow CommonLoopUtils: a small pytree of running sums and a count,
+merged by addition on device (inside or outside jit) and turned into means
+only when read with `compute()`. Adding sums keeps a mean over batches of
+different sizes exact; averaging per-batch means would not.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+def batch_mask(batch, batch_size: int) -> jax.Array:
+    """`batch['mask']` as float32, or ones when the batch has no mask."""
+    if "mask" in batch:
+        return jnp.asarray(batch["mask"], jnp.float32)
+    return jnp.ones((batch_size,), jnp.float32)
+
+
+@struct.dataclass
+class Metrics:
+    """Running sums over examples: `loss_sum`, `correct` and `count` (= sum of mask)."""
+
+    loss_sum: jax.Array
+    correct: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def zeros(cls) -> "Metrics":
+        z = jnp.zeros((), jnp.float32)
+        return cls(z, z, z)
+
+    def merge(self, other: "Metrics") -> "Metrics":
+        return jax.tree.map(jnp.add, self, other)
+
+    def compute(self) -> dict[str, float]:
+        """Means as Python floats (reads the device: call only when logging)."""
+        loss_sum, correct, count = (float(x) for x in jax.device_get(
+            (self.loss_sum, self.correct, self.count)))
+        count = max(count, 1.0)
+        return {"loss": loss_sum / count, "accuracy": correct / count,
+                "examples": int(round(count))}
+
+
+def softmax_cross_entropy(logits, labels, mask):
+    """Masked softmax cross-entropy.
+
+    Args:
+      logits: <float>[batch, classes] unnormalised class scores.
+      labels: <int>[batch] class indices.
+      mask: <float32>[batch], 0 for padding rows.
+
+    Returns:
+      (mean loss over real rows, Metrics sums). The mean divides by
+      max(sum(mask), 1) so an all-padding batch gives 0, not NaN.
+    """
+    logits = logits.astype(jnp.float32)  # a bf16 model still gets an f32 loss
+    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    per_example = jnp.where(mask > 0, per_example, 0.0)  # padding may hold garbage
+    count = jnp.sum(mask)
+    loss_sum = jnp.sum(per_example * mask)
+    correct = jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
+    mean = loss_sum / jnp.maximum(count, 1.0)
+    return mean, Metrics(loss_sum=loss_sum, correct=correct, count=count)
+
+
+def classification_loss(logits, batch):
+    """The loss of a batch dict with `label` (and optionally `mask`)."""
+    labels = jnp.asarray(batch["label"], jnp.int32)
+    if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"the model returned outputs of shape {logits.shape}, but a classification "
+            f"loss needs logits <float>[batch={labels.shape[0]}, classes]: make the "
+            "model's apply return one row of class scores per example")
+    return softmax_cross_entropy(logits, labels, batch_mask(batch, labels.shape[0]))

@@ -1,0 +1,179 @@
+"""What a run tells its user: progress lines, TensorBoard, metrics.jsonl, a plot.
+
+Files in the workdir:
+  train.log            every progress, eval and summary line (plain text)
+  metrics.jsonl        one JSON record per log or eval: {"step", "split", ...}
+  tensorboard/         event files (tensorboardX; `tensorboard --logdir <workdir>`)
+  learning_curve.png   train and eval loss/accuracy against step, at the end
+  summary.json         the final numbers
+
+A resumed run drops the records after its checkpoint (they will be logged
+again), so the files read as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def progress_line(*, name, step, total, epoch, loss, accuracy, lr, examples_per_sec,
+                  eta_seconds, stall_fraction) -> str:
+    """One line of progress, e.g.
+    [lenet_mnist] step 300/1250 (24%) | epoch 5 | loss 0.2113 | acc 93.75% | lr 9.1e-04
+    | 5,120 ex/s | ETA 1m02s | input stall 3%
+    """
+    speed = (f"{examples_per_sec:,.0f} ex/s | ETA {format_duration(eta_seconds)} | "
+             f"input stall {100 * stall_fraction:.0f}%" if examples_per_sec else
+             "- ex/s (compiling) | ETA - | input stall -")
+    return (f"[{name}] step {step}/{total} ({100 * step / max(total, 1):.0f}%) | "
+            f"epoch {epoch:g} | loss {loss:.4f} | acc {100 * accuracy:.2f}% | lr {lr:.2g} | "
+            f"{speed}")
+
+
+class Throughput:
+    """Examples/s, input-stall fraction and ETA over the window since `reset()`."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.examples, self.steps, self.wait = self.clock(), 0, 0, 0.0
+
+    def add(self, examples: int, wait_seconds: float) -> None:
+        self.examples += examples
+        self.steps += 1
+        self.wait += wait_seconds
+
+    def read(self, steps_left: int) -> dict:
+        wall = max(self.clock() - self.start, 1e-9)
+        return {"seconds": wall, "examples_per_sec": self.examples / wall,
+                "stall_fraction": min(1.0, self.wait / wall),
+                "eta_seconds": steps_left * wall / max(self.steps, 1)}
+
+
+def _truncate_jsonl(path: str, start_step: int) -> None:
+    """Keeps records up to `start_step` (eval records before it): they happened."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    kept = [r for r in records if r["step"] < start_step
+            or (r["step"] == start_step and r["split"] == "train")]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+
+
+class Reporter:
+    """Writes progress lines, metrics.jsonl, TensorBoard events and the final plot."""
+
+    def __init__(self, workdir: str, name: str, *, start_step: int = 0,
+                 progress: bool = True, stream=None):
+        self.workdir, self.name, self.progress = workdir, name, progress
+        self.stream = stream or sys.stdout
+        os.makedirs(workdir, exist_ok=True)
+        self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
+        _truncate_jsonl(self.jsonl_path, start_step)
+        self.log_file = open(os.path.join(workdir, "train.log"), "a")
+        from tensorboardX import SummaryWriter
+        tb_dir = os.path.join(workdir, "tensorboard")
+        if not start_step:  # a fresh start: events of a run that never checkpointed go
+            shutil.rmtree(tb_dir, ignore_errors=True)
+        self.tb = SummaryWriter(tb_dir, purge_step=start_step + 1 if start_step else None)
+
+    def line(self, text: str, *, show: bool = True) -> None:
+        """A line for the terminal (when progress is on) and always for train.log."""
+        if show and self.progress:
+            print(text, file=self.stream, flush=True)
+        self.log_file.write(text + "\n")
+        self.log_file.flush()
+
+    def record(self, step: int, split: str, values: dict) -> None:
+        """Appends to metrics.jsonl and TensorBoard (`<split>/<name>` scalars)."""
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and key != "epoch":
+                self.tb.add_scalar(f"{split}/{key}", value, int(step))
+        self.tb.flush()
+
+    def train(self, *, step, total, epoch, metrics, lr, meter: dict) -> None:
+        self.record(step, "train", {"epoch": epoch, "loss": metrics["loss"],
+                                    "accuracy": metrics["accuracy"], "lr": lr,
+                                    "examples_per_sec": meter["examples_per_sec"],
+                                    "input_stall": meter["stall_fraction"]})
+        self.line(progress_line(name=self.name, step=step, total=total, epoch=epoch,
+                                loss=metrics["loss"], accuracy=metrics["accuracy"], lr=lr,
+                                examples_per_sec=meter["examples_per_sec"],
+                                eta_seconds=meter["eta_seconds"],
+                                stall_fraction=meter["stall_fraction"]))
+
+    def eval(self, *, step, epoch, metrics) -> None:
+        self.record(step, "eval", {"epoch": epoch, **metrics})
+        self.line(f"[{self.name}] eval at step {step} (epoch {epoch:g}): "
+                  f"loss {metrics['loss']:.4f} | accuracy {100 * metrics['accuracy']:.2f}% "
+                  f"on {metrics['examples']:,} examples")
+
+    def finish(self, summary: dict) -> str:
+        """Writes summary.json and the learning curve; returns the one-line summary."""
+        with open(os.path.join(self.workdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        plot_learning_curve(self.jsonl_path, os.path.join(self.workdir, "learning_curve.png"),
+                            title=self.name)
+        text = summary_line(summary)
+        self.line(text)
+        return text
+
+    def close(self) -> None:
+        self.tb.close()
+        self.log_file.close()
+
+
+def summary_line(s: dict) -> str:
+    """e.g. 'lenet_mnist: test accuracy 98.60% (loss 0.0452, 1,000 examples) | 1250 steps,
+    20 epochs | wall 2m31s | 3,310 train examples/s | workdir runs/lenet_mnist'"""
+    ev = s.get("eval") or {}
+    cut = ", SMOKE: part of the eval set" if s.get("eval_cut") else ""
+    acc = (f"test accuracy {100 * ev['accuracy']:.2f}% (loss {ev['loss']:.4f}, "
+           f"{ev['examples']:,} examples{cut})" if ev else "no eval data")
+    resumed = f" (resumed at step {s['start_step']})" if s.get("start_step") else ""
+    return (f"{s['name']}: {acc} | {s['step']} steps, {s['epochs']:.3g} epochs{resumed} | "
+            f"wall {format_duration(s['wall_seconds'])} | "
+            f"{s['examples_per_sec']:,.0f} train examples/s | workdir {s['workdir']}")
+
+
+def plot_learning_curve(jsonl_path: str, png_path: str, title: str = "") -> None:
+    """Train and eval loss (left) and accuracy (right) against step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = []
+    if os.path.exists(jsonl_path):
+        with open(jsonl_path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for split, style in (("train", "-"), ("eval", "o-")):
+            points = [(r["step"], r[key]) for r in records if r["split"] == split and key in r]
+            if points:
+                ax.plot(*zip(*points), style, label=split, markersize=3)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,242 @@
+"""The training engine's parts: masked losses and metrics, optax table, model adapters, data."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxnets.train import config as config_lib
+from jaxnets.train import losses, model_api, optim
+from jaxnets.train.inputs import ArrayData, as_inputs
+
+
+# -- losses and metrics --------------------------------------------------------------
+
+
+def test_masked_loss_ignores_padding_rows():
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [1e30, -1e30], [jnp.nan, 0.0]])
+    labels = jnp.array([0, 0, 1, 1])
+    mask = jnp.array([1.0, 1.0, 0.0, 0.0])
+    mean, sums = losses.softmax_cross_entropy(logits, labels, mask)
+    real, real_sums = losses.softmax_cross_entropy(logits[:2], labels[:2], mask[:2])
+    assert np.isfinite(mean) and mean == pytest.approx(float(real))
+    assert float(sums.count) == 2 and float(sums.correct) == 1  # row 0 right, row 1 wrong
+    assert float(sums.loss_sum) == pytest.approx(float(real_sums.loss_sum))
+
+
+def test_all_padding_batch_gives_zero_not_nan():
+    mean, sums = losses.softmax_cross_entropy(jnp.zeros((3, 4)), jnp.zeros(3, jnp.int32),
+                                              jnp.zeros(3))
+    assert float(mean) == 0.0 and float(sums.count) == 0
+
+
+def test_metrics_merged_over_batches_equal_one_big_batch():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(10, 3)), rng.integers(0, 3, 10)
+    whole = losses.softmax_cross_entropy(logits, labels, np.ones(10))[1].compute()
+    a = losses.softmax_cross_entropy(logits[:7], labels[:7], np.ones(7))[1]
+    b = losses.softmax_cross_entropy(logits[7:], labels[7:], np.ones(3))[1]
+    merged = losses.Metrics.zeros().merge(a).merge(b).compute()
+    assert merged["examples"] == 10
+    assert merged["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+    assert merged["accuracy"] == pytest.approx(whole["accuracy"])
+
+
+def test_loss_rejects_non_logit_outputs_with_a_clear_message():
+    with pytest.raises(ValueError, match="logits"):
+        losses.classification_loss(jnp.zeros((4,)), {"label": np.zeros(4, np.int32)})
+
+
+# -- optimisers and schedules ----------------------------------------------------------
+
+
+def _config(**fields):
+    c = config_lib.default_config()
+    c.update(fields)
+    return c
+
+
+def _toy_problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = (x @ rng.normal(size=(5, 3))).argmax(-1)
+    params = {"w": jnp.zeros((5, 3)), "b": jnp.zeros(3)}
+
+    def loss(p):
+        return optax.softmax_cross_entropy_with_integer_labels(x @ p["w"] + p["b"], y).mean()
+    return params, loss
+
+
+@pytest.mark.parametrize("optimizer", config_lib.OPTIMIZERS)
+@pytest.mark.parametrize("schedule", config_lib.SCHEDULES)
+def test_every_optimizer_and_schedule_lowers_the_loss(optimizer, schedule):
+    config = _config(optimizer=optimizer, schedule=schedule, learning_rate=0.1,
+                     warmup_steps=5, weight_decay=1e-4, grad_clip_norm=10.0)
+    tx, _ = optim.make_optimizer(config, total_steps=40)
+    params, loss = _toy_problem()
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state):
+        updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    start = float(loss(params))
+    for _ in range(40):
+        params, opt_state = step(params, opt_state)
+    assert float(loss(params)) < 0.8 * start
+
+
+def test_schedule_values():
+    lr, total = 0.1, 100
+    warm = optim.make_schedule(_config(learning_rate=lr, schedule="warmup_cosine",
+                                       warmup_steps=10), total)
+    assert float(warm(0)) == 0.0 and float(warm(5)) == pytest.approx(lr / 2)
+    assert float(warm(10)) == pytest.approx(lr) and float(warm(total)) == pytest.approx(0.0)
+    cos = optim.make_schedule(_config(learning_rate=lr, schedule="cosine"), total)
+    assert float(cos(50)) == pytest.approx(lr / 2)
+    step = optim.make_schedule(_config(learning_rate=lr, schedule="step",
+                                       step_boundaries=(0.5, 0.75), step_factor=0.1), total)
+    assert [float(step(t)) for t in (49, 50, 75)] == pytest.approx([lr, lr / 10, lr / 100])
+
+
+def test_warmup_longer_than_the_run_is_a_config_error():
+    with pytest.raises(config_lib.ConfigError, match="warmup_steps=50"):
+        optim.make_schedule(_config(schedule="warmup_cosine", warmup_steps=50), 20)
+
+
+@pytest.mark.parametrize("optimizer", config_lib.OPTIMIZERS)
+def test_weight_decay_spares_biases_and_norm_scales(optimizer):
+    params = {"Dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
+              "LayerNorm": {"scale": jnp.ones(2)}, "Embed": {"embedding": jnp.ones((4, 2))}}
+    tx, _ = optim.make_optimizer(
+        _config(optimizer=optimizer, learning_rate=0.1, weight_decay=0.5), 10)
+    zero_grads = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zero_grads, tx.init(params), params)
+    moved = jax.tree.map(lambda u: bool(jnp.any(u != 0)), updates)
+    assert moved == {"Dense": {"kernel": True, "bias": False},
+                     "LayerNorm": {"scale": False}, "Embed": {"embedding": True}}
+
+
+def test_gradients_are_clipped_by_global_norm():
+    tx, _ = optim.make_optimizer(_config(optimizer="sgd", learning_rate=1.0,
+                                         grad_clip_norm=2.0), 10)
+    params = {"a": jnp.zeros(3), "b": jnp.zeros(4)}
+    grads = {"a": jnp.full(3, 10.0), "b": jnp.full(4, -10.0)}
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert float(optax.tree.norm(updates)) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("field, value", [("optimizer", "adagrad"), ("schedule", "linear"),
+                                          ("dtype", "int8")])
+def test_unknown_choice_names_the_value_and_the_choices(field, value):
+    with pytest.raises(config_lib.ConfigError, match=f"unknown {field} '{value}'.*choose"):
+        config_lib.validate(_config(**{field: value}))
+
+
+# -- model adapters --------------------------------------------------------------------
+
+
+class _BatchNormNet(nn.Module):
+    @nn.compact
+    def __call__(self, image, *, train):
+        x = nn.BatchNorm(use_running_average=not train)(image.reshape(image.shape[0], -1))
+        return nn.Dense(2)(x)
+
+
+class _NoTrainArg(nn.Module):
+    @nn.compact
+    def __call__(self, tokens, lengths):
+        return nn.Dense(2)(nn.Embed(10, 4)(tokens).sum(1) / lengths[:, None])
+
+
+def test_flax_model_updates_batch_stats_only_when_training():
+    model = model_api.as_model(_BatchNormNet())
+    batch = {"image": np.arange(24, dtype=np.float32).reshape(4, 3, 2, 1)}
+    params, state = model.init(jax.random.PRNGKey(0), batch)
+    assert set(state) == {"batch_stats"}
+    _, new_state = model.apply(params, state, batch, train=True, rng=jax.random.PRNGKey(1))
+    _, eval_state = model.apply(params, state, batch, train=False, rng=jax.random.PRNGKey(1))
+    mean = lambda s: s["batch_stats"]["BatchNorm_0"]["mean"]  # noqa: E731
+    assert not np.allclose(mean(new_state), mean(state))
+    assert np.array_equal(mean(eval_state), mean(state))
+
+
+def test_flax_model_feeds_tokens_and_lengths_and_skips_absent_train_arg():
+    model = model_api.as_model(_NoTrainArg())
+    batch = {"tokens": np.ones((3, 5), np.int32), "lengths": np.full(3, 5, np.int32)}
+    params, state = model.init(jax.random.PRNGKey(0), batch)
+    logits, _ = model.apply(params, state, batch, train=True, rng=jax.random.PRNGKey(1))
+    assert logits.shape == (3, 2) and state == {}
+
+
+def test_function_pair_is_a_model():
+    def init(rng, batch):
+        return {"w": jax.random.normal(rng, (batch["x"].shape[1], 2))}
+
+    def apply(params, batch, *, train, rng):
+        return batch["x"] @ params["w"]
+
+    model = model_api.as_model((init, apply))
+    batch = {"x": np.ones((4, 3), np.float32)}
+    params, state = model.init(jax.random.PRNGKey(0), batch)
+    assert model.apply(params, state, batch, train=False, rng=None)[0].shape == (4, 2)
+
+
+def test_as_model_rejects_other_objects_with_the_contract():
+    with pytest.raises(TypeError, match=r"init\(rng, batch\) -> params"):
+        model_api.as_model(object())
+
+
+def test_registry_and_custom_factories_get_only_the_arguments_they_take():
+    lenet = model_api.build_model("lenet", model_kwargs={}, num_classes=7,
+                                  input_shape=(32, 32, 1), vocab_size=None, dtype=None)
+    assert lenet.module.layers[-1].features == 7
+    with pytest.raises(config_lib.ConfigError, match="unknown model 'nope'.*lenet"):
+        model_api.build_model("nope", model_kwargs={})
+    with pytest.raises(config_lib.ConfigError, match="cannot import module 'no_such_pkg.mod'"):
+        model_api.build_model("no_such_pkg.mod:make", model_kwargs={})
+
+
+# -- in-memory data ------------------------------------------------------------------
+
+
+def _arrays(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.normal(size=(n, 2, 2, 1)).astype(np.float32),
+            "label": rng.integers(0, 2, n).astype(np.int32)}
+
+
+def test_array_data_eval_has_every_example_once_and_masks_padding():
+    data = ArrayData(_arrays(20), _arrays(11, 1), batch_size=4, eval_batch_size=4)
+    batches = list(data.eval_batches())
+    assert [b["image"].shape[0] for b in batches] == [4, 4, 4]
+    mask = np.concatenate([b["mask"] for b in batches])
+    assert mask.sum() == 11 and mask[11:].sum() == 0
+    images = np.concatenate([b["image"] for b in batches])[:11]
+    assert np.array_equal(images, _arrays(11, 1)["image"])
+
+
+def test_array_data_epochs_are_reproducible_different_and_resumable():
+    data = ArrayData(_arrays(20), None, batch_size=4, seed=3)
+    first = [b["label"].tolist() + b["image"].ravel().tolist() for b in data.train_epoch(0)]
+    again = [b["label"].tolist() + b["image"].ravel().tolist() for b in data.train_epoch(0)]
+    other = [b["label"].tolist() + b["image"].ravel().tolist() for b in data.train_epoch(1)]
+    tail = [b["label"].tolist() + b["image"].ravel().tolist()
+            for b in data.train_epoch(0, start_step=2)]
+    assert first == again and first != other and tail == first[2:]
+    assert data.steps_per_epoch == 5 == len(first)
+
+
+def test_inputs_accept_lists_functions_and_datasets():
+    batches = list(ArrayData(_arrays(8), None, batch_size=4).train_epoch(0))
+    from_list = as_inputs(batches, eval_data=batches)
+    assert from_list.steps_per_epoch == 2
+    assert len(list(from_list.train_epoch(3, 1))) == 1  # the same list every epoch, resumable
+    assert len(list(from_list.eval_batches())) == 2
+    from_fn = as_inputs(lambda epoch: iter(batches))
+    assert from_fn.steps_per_epoch is None and from_fn.eval_batches is None
+    with pytest.raises(TypeError, match="cannot train on 'int'"):
+        as_inputs(3)

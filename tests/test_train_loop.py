@@ -1,0 +1,203 @@
+"""The loop end to end on tiny in-memory data: reports, exact resume, NaN guard, custom models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxnets.train import ArrayData, ConfigError, NonFiniteError, fit
+from jaxnets.train.checkpoint import Checkpointer
+
+CONFIG = {"num_epochs": 3, "log_every_steps": 4, "checkpoint_every_steps": 5,
+          "progress": False, "optimizer": "adamw", "weight_decay": 0.01,
+          "learning_rate": 0.01, "schedule": "warmup_cosine", "warmup_steps": 3}
+
+
+class TinyNet(nn.Module):
+    """Dense + BatchNorm + dropout: exercises params, model_state and the RNG."""
+
+    @nn.compact
+    def __call__(self, image, *, train):
+        x = image.reshape((image.shape[0], -1))
+        x = nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Dense(16)(x)))
+        x = nn.Dropout(0.2, deterministic=not train)(x)
+        return nn.Dense(3)(x)
+
+
+def toy_arrays(n, seed):
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(99).normal(size=(3, 4, 4, 1)) * 2
+    label = rng.integers(0, 3, n).astype(np.int32)
+    image = (centers[label] + rng.normal(size=(n, 4, 4, 1))).astype(np.float32)
+    return {"image": image, "label": label}
+
+
+def toy_data(**kwargs):
+    return ArrayData(toy_arrays(128, 0), toy_arrays(50, 1), batch_size=16, seed=0, **kwargs)
+
+
+class Interrupting:
+    """Wraps a dataset and raises `error` when batch number `at` (counted over epochs) is due."""
+
+    def __init__(self, data, at, error):
+        self.data, self.at, self.error, self.served = data, at, error, 0
+        self.steps_per_epoch = data.steps_per_epoch
+        self.eval_batches = data.eval_batches
+
+    def train_epoch(self, epoch):
+        for batch in self.data.train_epoch(epoch):
+            if self.served == self.at:
+                raise self.error
+            self.served += 1
+            yield batch
+
+
+def leaves_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run, shared by the resume tests."""
+    return fit(TinyNet(), toy_data(), CONFIG, str(tmp_path_factory.mktemp("ref")))
+
+
+def test_fit_learns_and_writes_every_report(reference):
+    workdir = reference.summary["workdir"]
+    assert reference.eval["accuracy"] > 0.8 and reference.eval["examples"] == 50
+    assert int(reference.state.step) == 24 == reference.summary["step"]
+    for name in ("metrics.jsonl", "learning_curve.png", "summary.json", "train.log",
+                 "config.json"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    assert any(f.startswith("events.out.tfevents")
+               for f in os.listdir(os.path.join(workdir, "tensorboard")))
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["step"] for r in records if r["split"] == "train"] == [4, 8, 12, 16, 20, 24]
+    assert [r["step"] for r in records if r["split"] == "eval"] == [8, 16, 24]  # each epoch
+    log = open(os.path.join(workdir, "train.log")).read()
+    assert "step 12/24 (50%) | epoch 1.5 | loss" in log and "ex/s | ETA" in log
+    assert "input stall" in log
+    line = reference.summary_line
+    assert "test accuracy" in line and "wall" in line and "train examples/s" in line
+
+
+def test_eval_counts_every_example_once_and_matches_a_direct_computation(reference):
+    state, data = reference.state, toy_data()
+    logits, _ = state.model.apply(state.params, state.model_state, data.eval, train=False,
+                                  rng=None)
+    expected = float(np.mean(np.argmax(logits, -1) == data.eval["label"]))
+    assert reference.eval["accuracy"] == pytest.approx(expected)  # 50 = 3 x 16 + 2 padded
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_is_bitwise_equal(tmp_path, reference):
+    workdir = str(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        fit(TinyNet(), Interrupting(toy_data(), 11, KeyboardInterrupt()), CONFIG, workdir)
+    assert Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 11
+    resumed = fit(TinyNet(), toy_data(), CONFIG, workdir)
+    assert resumed.summary["start_step"] == 11
+    assert leaves_equal(resumed.state.params, reference.state.params)
+    assert leaves_equal(resumed.state.opt_state, reference.state.opt_state)
+    assert leaves_equal(resumed.state.model_state, reference.state.model_state)
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps == sorted(set(train_steps))  # no step logged twice
+    assert [r["step"] for r in records if r["split"] == "eval"] == [8, 16, 24]
+
+
+def test_crash_resumes_mid_epoch_from_the_last_periodic_checkpoint(tmp_path, reference):
+    workdir = str(tmp_path)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fit(TinyNet(), Interrupting(toy_data(), 13, RuntimeError("disk on fire")), CONFIG,
+            workdir)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.latest_step() == 10
+    assert ckpt.restore_position(10) == {"step": 10, "epoch": 1, "batch_in_epoch": 2}
+    resumed = fit(TinyNet(), toy_data(), CONFIG, workdir)
+    assert leaves_equal(resumed.state.params, reference.state.params)
+
+
+def test_rerunning_a_finished_run_changes_nothing(reference):
+    again = fit(TinyNet(), toy_data(), CONFIG, reference.summary["workdir"])
+    assert again.summary["start_step"] == 24 == again.summary["step"]
+    assert leaves_equal(again.state.params, reference.state.params)
+    assert again.eval == reference.eval
+
+
+class NaNAt:
+    """Batch number `at` (1-based step) has a NaN image."""
+
+    def __init__(self, at):
+        self.data, self.at = toy_data(), at
+        self.steps_per_epoch = self.data.steps_per_epoch
+        self.eval_batches = self.data.eval_batches
+
+    def train_epoch(self, epoch):
+        for i, batch in enumerate(self.data.train_epoch(epoch)):
+            if epoch * self.steps_per_epoch + i + 1 == self.at:
+                batch = {**batch, "image": batch["image"].copy()}
+                batch["image"][0, 0, 0, 0] = np.nan
+            yield batch
+
+
+def test_non_finite_loss_stops_within_a_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    workdir = str(tmp_path)
+    with pytest.raises(NonFiniteError, match=r"at step 12 .*last good checkpoint is step 10"):
+        fit(TinyNet(), NaNAt(12), CONFIG, workdir)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.all_steps() == [5, 10]
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert max(r["step"] for r in records) <= 12  # stopped at once, not at the end
+    assert all(np.isfinite(r["loss"]) for r in records)
+
+
+def test_nan_on_a_checkpoint_step_is_never_saved(tmp_path):
+    workdir = str(tmp_path)
+    with pytest.raises(NonFiniteError, match="at step 10 "):
+        fit(TinyNet(), NaNAt(10), CONFIG, workdir)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.all_steps() == [5]
+    raw = ckpt.manager.restore(5, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(raw["state"]))
+
+
+def test_a_changed_config_refuses_to_resume(tmp_path):
+    fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"learning_rate: 0.01 -> 0.5.*new --workdir"):
+        fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1, "learning_rate": 0.5},
+            str(tmp_path))
+
+
+def test_fit_accepts_a_pure_function_pair_and_plain_lists(tmp_path):
+    def init(rng, batch):
+        return {"w": 0.01 * jax.random.normal(rng, (16, 3)), "b": jnp.zeros(3)}
+
+    def apply(params, batch, *, train, rng):
+        return batch["image"].reshape(-1, 16) @ params["w"] + params["b"]
+
+    data = toy_data()
+    train_list = list(data.train_epoch(0))
+    result = fit((init, apply), train_list, {**CONFIG, "num_epochs": 4, "learning_rate": 0.1},
+                 str(tmp_path), eval_data=list(data.eval_batches()), name="pair")
+    assert result.summary["step"] == 32 and result.eval["accuracy"] > 0.8
+    assert result.summary_line.startswith("pair: test accuracy")
+
+
+def test_unknown_config_field_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config field.*learnin_rate"):
+        fit(TinyNet(), toy_data(), {"learnin_rate": 0.1}, str(tmp_path))
+
+
+def test_the_engine_does_not_import_tensorflow():
+    code = ("import sys, jaxnets.train as t; t.fit; t.ArrayData; import jaxnets.train.loop;"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
