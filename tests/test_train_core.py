@@ -240,3 +240,22 @@ def test_inputs_accept_lists_functions_and_datasets():
     assert from_fn.steps_per_epoch is None and from_fn.eval_batches is None
     with pytest.raises(TypeError, match="cannot train on 'int'"):
         as_inputs(3)
+
+
+def test_sequence_loss_is_the_mean_over_real_tokens():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 7)).astype(np.float32)
+    targets = rng.integers(0, 7, size=(3, 5)).astype(np.int32)
+    target_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], np.float32)
+    batch = {"targets": targets, "target_mask": target_mask,
+             "mask": np.array([1, 1, 0], np.float32)}  # row 2 is eval padding
+    mean, sums = losses.task_loss(jnp.asarray(logits), batch)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    picked = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    want = picked[:2][target_mask[:2] > 0].mean()  # 8 real tokens of the 2 real rows
+    np.testing.assert_allclose(float(mean), want, rtol=1e-5)
+    assert sums.compute()["examples"] == 8
+    garbage = logits.copy()
+    garbage[0, 3:] = 1e6  # scores on padded steps change nothing
+    np.testing.assert_allclose(float(losses.task_loss(jnp.asarray(garbage), batch)[0]), want,
+                               rtol=1e-5)

@@ -157,7 +157,7 @@ class ArrayData:
         size = self.eval_batch_size
         for start in range(0, self.num_eval, size):
             batch = {k: v[start:start + size] for k, v in self.eval.items()}
-            real = len(batch["label"])
+            real = len(next(iter(batch.values())))
             pad = size - real
             batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
                      for k, v in batch.items()}

@@ -97,7 +97,7 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool) -> None:
 
 
 def _batch_size(batch) -> int:
-    return len(batch["label"])
+    return len(next(iter(batch.values())))
 
 
 class _Trainer:

@@ -1,4 +1,8 @@
-"""Losses and metrics for classification, with masks.
+"""Losses and metrics, with masks: one label per example, or one per step.
+
+The batch says which: a batch with `targets: <int32>[batch, time]` (and
+`target_mask`) is scored at every step, the lecture's many-to-many loss;
+otherwise `label: <int32>[batch]` scores one output per example.
 
 A batch may carry `mask: <float32>[batch]` (1 for a real example, 0 for
 padding added to fill the last eval batch); every sum below is weighted by
@@ -50,6 +54,13 @@ class Metrics:
                 "examples": int(round(count))}
 
 
+def task_loss(outputs, batch):
+    """(mean loss, Metrics sums) of a batch: per step if it has `targets`, else per example."""
+    if "targets" in batch:
+        return sequence_loss(outputs, batch)
+    return classification_loss(outputs, batch)
+
+
 def softmax_cross_entropy(logits, labels, mask):
     """Masked softmax cross-entropy.
 
@@ -81,3 +92,26 @@ def classification_loss(logits, batch):
             f"loss needs logits <float>[batch={labels.shape[0]}, classes]: make the "
             "model's apply return one row of class scores per example")
     return softmax_cross_entropy(logits, labels, batch_mask(batch, labels.shape[0]))
+
+
+def sequence_loss(logits, batch):
+    """The lecture's many-to-many loss: a cross-entropy at every real step, summed
+    over steps and averaged over all real tokens of the batch.
+
+    Args:
+      logits: <float>[batch, time, vocab] scores for each step's next token.
+      batch: `targets: <int>[batch, time]`, `target_mask: <float>[batch, time]`
+        (1 on real steps) and optionally the per-example `mask`.
+
+    Returns:
+      (mean loss per token, Metrics of token sums: accuracy is per token).
+    """
+    targets = jnp.asarray(batch["targets"], jnp.int32)
+    if logits.shape[:2] != targets.shape:
+        raise ValueError(
+            f"the model returned outputs of shape {logits.shape}, but a per-step loss needs "
+            f"<float>[batch, time] + [vocab] = {targets.shape} + [vocab] to match `targets`")
+    weights = jnp.asarray(batch["target_mask"], jnp.float32)
+    weights = weights * batch_mask(batch, targets.shape[0])[:, None]
+    logits = logits.reshape(-1, logits.shape[-1])
+    return softmax_cross_entropy(logits, targets.reshape(-1), weights.reshape(-1))

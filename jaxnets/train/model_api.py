@@ -30,7 +30,17 @@ from jaxnets.train.config import ConfigError
 
 
 def default_inputs(batch) -> tuple:
-    """The positional model inputs of a batch: `(image,)` or `(tokens, lengths)`."""
+    """The positional model inputs of a batch, by the keys it has:
+
+      source, tokens   (source, source_lengths, tokens, lengths)   sequence-to-sequence
+      image, tokens    (image, tokens, lengths)                     one-to-many
+      image            (image,)                                     CNN classifier
+      tokens           (tokens, lengths)                            many-to-one / many-to-many
+    """
+    if "source" in batch:
+        return (batch["source"], batch["source_lengths"], batch["tokens"], batch["lengths"])
+    if "image" in batch and "tokens" in batch:
+        return (batch["image"], batch["tokens"], batch["lengths"])
     if "image" in batch:
         return (batch["image"],)
     if "tokens" in batch:

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnets.train.losses import Metrics, classification_loss
+from jaxnets.train.losses import Metrics, task_loss
 from jaxnets.train.state import TrainState
 
 
@@ -22,7 +22,8 @@ def train_step(state: TrainState, batch) -> tuple[TrainState, Metrics, jax.Array
 
     Args:
       state: the current TrainState (donated by the caller).
-      batch: a dict of arrays with `label`, optional `mask`, and the model
+      batch: a dict of arrays with `label` (or per-step `targets` and
+        `target_mask`), optional `mask`, and the model
         inputs (`image: <float32>[batch, H, W, C]` or `tokens: <int32>[batch,
         time]` with `lengths: <int32>[batch]`).
 
@@ -36,7 +37,7 @@ def train_step(state: TrainState, batch) -> tuple[TrainState, Metrics, jax.Array
     def loss_fn(params):
         logits, model_state = state.model.apply(params, state.model_state, batch,
                                                 train=True, rng=rng)
-        loss, metrics = classification_loss(logits, batch)
+        loss, metrics = task_loss(logits, batch)
         return loss, (metrics, model_state)
 
     (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -53,7 +54,7 @@ def eval_step(state: TrainState, batch) -> Metrics:
     """Metrics sums of one (possibly padded) eval batch; padding rows have mask 0."""
     logits, _ = state.model.apply(state.params, state.model_state, batch,
                                   train=False, rng=state.rng)
-    return classification_loss(logits, batch)[1]
+    return task_loss(logits, batch)[1]
 
 
 def merge_metrics(total: Metrics, new: Metrics) -> Metrics:
