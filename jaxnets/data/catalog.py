@@ -16,7 +16,7 @@ IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 class DatasetSpec:
     """How to turn one TFDS dataset into jaxnets batches."""
     name: str                    # TFDS name (with config, e.g. "glue/sst2")
-    kind: str                    # "image" or "text"
+    kind: str                    # "image", "text", or "sequence" (sequence_tasks.py)
     description: str
     input_key: str               # TFDS feature holding the image or the text
     embedded: bool = False       # built from a PyPI package: no internet needed
@@ -56,6 +56,16 @@ _SPECS = [
                 "positive/negative (test labels hidden: evaluates on validation)", "sentence",
                 eval_split="validation", alternative="rt_sentences",
                 probe_url="https://dl.fbaipublicfiles.com/glue/data/"),
+]
+_SPECS += [  # the RNN modes' sequence tasks: numpy arrays, see sequence_tasks.py
+    DatasetSpec("number_words", "sequence", "CONSTRUCTED translation: digits -> English "
+                "number words ('1234' -> 'one thousand two hundred thirty four'), "
+                "9,000/1,000 numbers", "source", embedded=True),
+    DatasetSpec("digit_captions", "sequence", "strips of 1-4 real MNIST digits (mnist5k) "
+                "captioned with their words ('seven three'), 12,000/1,000 strips", "image",
+                embedded=True),
+    DatasetSpec("rt_chars", "sequence", "the characters of the Rotten Tomatoes sentences "
+                "(rt_sentences), next-character prediction", "tokens", embedded=True),
 ]
 SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 

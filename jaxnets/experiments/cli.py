@@ -7,6 +7,7 @@ import logging
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 USAGE_ERROR = 2
 
@@ -29,6 +30,8 @@ def run(main) -> None:
     one-line usage errors."""
 
     def checked_main(argv):
+        if not flags.FLAGS["verbosity"].present:  # orbax and TFDS log every file at INFO
+            absl_logging.set_verbosity(absl_logging.WARNING)
         try:
             return main(argv)
         except ValueError as e:

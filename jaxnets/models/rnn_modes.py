@@ -146,7 +146,7 @@ class RNNCaptioner(nn.Module):
     """
 
     vocab_size: int
-    image_shape: tuple = (28, 112, 1)
+    input_shape: tuple = (28, 112, 1)
     embed_dim: int = 32
     hidden_size: int = 128
     cell: str = "vanilla"
@@ -154,7 +154,7 @@ class RNNCaptioner(nn.Module):
 
     def setup(self):
         self.encoder = cnn.SequentialCNN(_encoder_layers(self.hidden_size),
-                                         tuple(self.image_shape))
+                                         tuple(self.input_shape))
         self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
                                self.cell)
 

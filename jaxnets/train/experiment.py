@@ -7,8 +7,11 @@ or 'package.module:factory') and hands both to `fit`.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 
+import jax
 import jax.numpy as jnp
 
 from jaxnets.train.config import ConfigError, check_dataset
@@ -28,9 +31,13 @@ def load_dataset(config, workdir: str):
         "image_shape": tuple(config.image_shape) if config.image_shape else None,
         "max_length": config.max_length or None, "vocab_size": config.vocab_size or None,
         "augment": config.augment,
+        # each process reads its own shard of every split (jaxnets/parallel.py)
+        "process_index": jax.process_index(), "process_count": jax.process_count(),
     }
     vocab_path = os.path.join(workdir, VOCAB_FILE)
-    if os.path.exists(vocab_path):  # a resumed run must see the same token ids
+    from jaxnets.data.catalog import spec_for
+    if os.path.exists(vocab_path) and spec_for(config.dataset).kind == "text":
+        # a resumed run must see the same token ids
         kwargs["vocab"] = data.Vocabulary.load(vocab_path)
     try:
         dataset = data.get_dataset(config.dataset, **kwargs)
@@ -42,15 +49,40 @@ def load_dataset(config, workdir: str):
     return dataset
 
 
+def model_sizes(dataset) -> dict:
+    """What a model factory may take from the data: classes, input shape, vocabulary."""
+    vocab = getattr(dataset, "vocab", None)
+    shape = getattr(dataset, "input_shape", None)
+    return {"num_classes": getattr(dataset, "num_classes", None),
+            "input_shape": list(shape) if shape is not None else None,
+            "vocab_size": len(vocab) if vocab is not None else None}
+
+
 def model_from_config(config, dataset) -> Model:
     """The model named by `config.model`, sized for `dataset`."""
-    vocab = getattr(dataset, "vocab", None)
+    sizes = model_sizes(dataset)
+    if sizes["input_shape"] is not None:
+        sizes["input_shape"] = tuple(sizes["input_shape"])
     return build_model(
-        config.model, model_kwargs=dict(config.model_kwargs),
-        num_classes=getattr(dataset, "num_classes", None),
-        input_shape=getattr(dataset, "input_shape", None),
-        vocab_size=len(vocab) if vocab is not None else None,
+        config.model, model_kwargs=dict(config.model_kwargs), **sizes,
         dtype=None if config.dtype == "float32" else jnp.dtype(config.dtype))
+
+
+def evaluate_generation(model: Model, result: Result, dataset) -> dict:
+    """The sequence modes' own measures, added to the run's summary.
+
+    Translation and captioning: exact-match accuracy of greedy decoding on the
+    eval set. Language model: bits per character (the eval loss in base 2) and
+    a few sampled texts.
+    """
+    from jaxnets import inference
+    module, params = getattr(model, "module", None), result.state.params
+    if not hasattr(module, "generate") or not result.eval:
+        return {}
+    if "source" in dataset.eval or "image" in dataset.eval:
+        return inference.exact_match(module, params, dataset.eval_batches())
+    return {"bits_per_char": result.eval["loss"] / math.log(2),
+            "samples": inference.sample_text(module, params, dataset.vocab)}
 
 
 def train_and_evaluate(config, workdir: str) -> Result:
@@ -60,8 +92,33 @@ def train_and_evaluate(config, workdir: str) -> Result:
       config: a ConfigDict (see jaxnets.train.config.default_config).
       workdir: checkpoints, logs, plots; an existing checkpoint is resumed.
     """
+    from jaxnets import inference
     config = resolve_config(config)
     workdir = os.path.abspath(workdir)
     dataset = load_dataset(config, workdir)
     model = model_from_config(config, dataset)
-    return fit(model, dataset, config, workdir)
+    inference.save_model_spec(workdir, config, model_sizes(dataset))
+    result = fit(model, dataset, config, workdir)
+    if getattr(dataset, "kind", None) == "sequence":
+        extra = evaluate_generation(model, result, dataset)
+        result.summary.update(extra)
+        _report_generation(workdir, extra)
+    return result
+
+
+def _report_generation(workdir: str, extra: dict) -> None:
+    """Prints the sequence measures and adds them to summary.json."""
+    if not extra:
+        return
+    for key, value in extra.items():
+        if key == "samples":
+            print("samples:\n" + "\n".join(f"  {text!r}" for text in value))
+        else:
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    path = os.path.join(workdir, "summary.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            summary = json.load(f)
+        summary.update(extra)
+        with open(path, "w") as f:
+            json.dump(summary, f, indent=1)

@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import numpy as np
+from jaxnets.data.arrays import ArrayData  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass
@@ -106,60 +106,3 @@ def as_inputs(train, eval_data=None) -> Inputs:
     if eval_data is None and hasattr(train, "eval_batches"):
         eval_data = train
     return Inputs(train_epoch, _eval_fn(eval_data), steps)
-
-
-class ArrayData:
-    """Numpy arrays as a dataset: shuffled per (seed, epoch), padded eval.
-
-    Args:
-      train: dict of arrays with equal first dimension, e.g.
-        `{"image": <float32>[n, H, W, C], "label": <int32>[n]}`.
-      eval: the same for evaluation, or None.
-      batch_size: training batch size; the last incomplete batch of an epoch
-        is dropped, so every step sees `batch_size` examples.
-      eval_batch_size: defaults to `batch_size`; the last eval batch is padded
-        with zero rows whose `mask` is 0, so no eval example is dropped.
-      seed: shuffling seed; epoch e of seed s is always the same order.
-
-    Example:
-        >>> data = ArrayData({"image": np.zeros((10, 4, 4, 1), np.float32),
-        ...                   "label": np.arange(10) % 2}, None, batch_size=4)
-        >>> data.steps_per_epoch, [b["image"].shape for b in data.train_epoch(0)]
-        (2, [(4, 4, 4, 1), (4, 4, 4, 1)])
-    """
-
-    def __init__(self, train: dict[str, Any], eval: dict[str, Any] | None = None, *,
-                 batch_size: int, eval_batch_size: int | None = None, seed: int = 0):
-        self.train = {k: np.asarray(v) for k, v in train.items()}
-        self.eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.seed = seed
-        self.num_train = len(next(iter(self.train.values())))
-        self.num_eval = 0 if self.eval is None else len(next(iter(self.eval.values())))
-        self.steps_per_epoch = self.num_train // batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{self.num_train} training examples make no batch of "
-                             f"{batch_size}: lower batch_size")
-
-    def train_epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
-        """The batches of `epoch` from batch `start_step` on; the order depends on (seed, epoch)."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
-        for i in range(start_step, self.steps_per_epoch):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            batch = {k: v[idx] for k, v in self.train.items()}
-            batch["mask"] = np.ones(self.batch_size, np.float32)
-            yield batch
-
-    def eval_batches(self) -> Iterator[dict]:
-        if self.eval is None:
-            return
-        size = self.eval_batch_size
-        for start in range(0, self.num_eval, size):
-            batch = {k: v[start:start + size] for k, v in self.eval.items()}
-            real = len(next(iter(batch.values())))
-            pad = size - real
-            batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
-                     for k, v in batch.items()}
-            batch["mask"] = (np.arange(size) < real).astype(np.float32)
-            yield batch

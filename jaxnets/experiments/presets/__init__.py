@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxnets.experiments.presets import alexnet, lenet_mnist, rnn_sentiment
+from jaxnets.experiments.presets import (alexnet, lenet_mnist, rnn_captions, rnn_charlm,
+                                         rnn_sentiment, rnn_translate)
 from jaxnets.train.config import (ConfigError, check_dataset, default_config, validate,
                                   with_smoke)
 
 PRESETS = {
     "lenet_mnist": lenet_mnist,
     "alexnet": alexnet,
-    "rnn_sentiment": rnn_sentiment,
+    "rnn_sentiment": rnn_sentiment,   # many-to-one
+    "rnn_charlm": rnn_charlm,         # many-to-many
+    "rnn_captions": rnn_captions,     # one-to-many
+    "rnn_translate": rnn_translate,   # sequence-to-sequence
 }
 
 # CLI flag -> config field.

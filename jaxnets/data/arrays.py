@@ -1,0 +1,100 @@
+"""In-memory numpy datasets: the `Dataset` interface without TensorFlow.
+
+For data that is already arrays (the constructed sequence tasks, a user's
+own numpy data, benchmarks on a machine without TensorFlow): the same
+`train_epoch(epoch, start_step)` / `eval_batches()` contract as the tf.data
+pipelines, with the same guarantees — epoch order fixed by (seed, epoch),
+every eval example exactly once with the last batch padded and masked, and
+an even per-process shard for multi-host runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+def _rows(arrays: dict[str, np.ndarray]) -> int:
+    sizes = {k: len(v) for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"arrays must share their first dimension, got {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _shard(arrays: dict[str, np.ndarray], index: int, count: int) -> dict[str, np.ndarray]:
+    """Rows index, index+count, ...: shards differ in size by at most one."""
+    return {k: v[index::count] for k, v in arrays.items()}
+
+
+class ArrayData:
+    """Numpy arrays as a dataset: shuffled per (seed, epoch), padded eval.
+
+    Args:
+      train: dict of arrays with equal first dimension, e.g.
+        `{"image": <float32>[n, H, W, C], "label": <int32>[n]}`.
+      eval: the same for evaluation, or None.
+      batch_size: training batch size (per process); the last incomplete
+        batch of an epoch is dropped, so every step sees `batch_size` examples.
+      eval_batch_size: defaults to `batch_size`; the last eval batch is padded
+        with zero rows whose `mask` is 0, so no eval example is dropped.
+      seed: shuffling seed; epoch e of seed s is always the same order.
+      process_index, process_count: this process's shard (multi-host).
+      name, kind, num_classes, input_shape, vocab: what the data is, for the
+        code that builds a model for it (as on `jaxnets.data.Dataset`).
+
+    Example:
+        >>> data = ArrayData({"image": np.zeros((10, 4, 4, 1), np.float32),
+        ...                   "label": np.arange(10) % 2}, None, batch_size=4)
+        >>> data.steps_per_epoch, [b["image"].shape for b in data.train_epoch(0)]
+        (2, [(4, 4, 4, 1), (4, 4, 4, 1)])
+    """
+
+    def __init__(self, train: dict[str, Any], eval: dict[str, Any] | None = None, *,
+                 batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
+                 process_index: int = 0, process_count: int = 1, name: str = "arrays",
+                 kind: str = "arrays", num_classes: int | None = None,
+                 input_shape: tuple | None = None, vocab=None):
+        train = {k: np.asarray(v) for k, v in train.items()}
+        eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
+        total_train, total_eval = _rows(train), (0 if eval is None else _rows(eval))
+        self.train = _shard(train, process_index, process_count)
+        self.eval = None if eval is None else _shard(eval, process_index, process_count)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.seed = seed
+        self.name, self.kind, self.num_classes = name, kind, num_classes
+        self.input_shape, self.vocab = input_shape, vocab
+        self.num_train = _rows(self.train)
+        self.num_eval = 0 if self.eval is None else _rows(self.eval)
+        # the same on every process, so multi-host steps stay in lockstep
+        self.steps_per_epoch = (total_train // process_count) // batch_size
+        self.eval_steps = math.ceil(math.ceil(total_eval / process_count)
+                                    / self.eval_batch_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{total_train} training examples ({total_train // process_count}"
+                             f" per process) make no batch of {batch_size}: lower batch_size")
+
+    def train_epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
+        """The batches of `epoch` from batch `start_step` on; the order depends on (seed, epoch)."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
+        for i in range(start_step, self.steps_per_epoch):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = {k: v[idx] for k, v in self.train.items()}
+            batch["mask"] = np.ones(self.batch_size, np.float32)
+            yield batch
+
+    def eval_batches(self) -> Iterator[dict]:
+        """`eval_steps` batches of `eval_batch_size` rows; padding rows have mask 0."""
+        if self.eval is None:
+            return
+        size = self.eval_batch_size
+        for step in range(self.eval_steps):
+            batch = {k: v[step * size:(step + 1) * size] for k, v in self.eval.items()}
+            real = _rows(batch)
+            batch = {k: np.concatenate([v, np.zeros((size - real,) + v.shape[1:], v.dtype)])
+                     for k, v in batch.items()}
+            batch["mask"] = (np.arange(size) < real).astype(np.float32)
+            yield batch

@@ -1,0 +1,232 @@
+"""Sequence data for the RNN modes that no package ships real data for.
+
+  number_words    sequence-to-sequence, CONSTRUCTED: "1234" -> "one thousand two
+                  hundred thirty four", every number 0..9999, a fixed held-out 10%.
+  digit_captions  one-to-many on REAL images: strips of 1-4 real MNIST digits
+                  captioned with their number words ("seven three"); the strips are
+                  constructed, the digits and their labels are human-made.
+  char_lm         many-to-many on REAL text: characters of the Rotten Tomatoes
+                  sentences, predicting the next character at every step.
+
+Everything here is numpy (no TensorFlow), deterministic in its seed, and
+returns dicts of arrays for `jaxnets.data.arrays.ArrayData`. Decoder batches
+share one layout: `tokens` (BOS then the output, teacher forcing), `lengths`,
+`targets` (the output then EOS) and `target_mask` (1 on real steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+PAD, BOS, EOS = 0, 1, 2
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+               "nine")
+_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+          "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+         "ninety")
+
+
+@dataclasses.dataclass(frozen=True)
+class Symbols:
+    """Ids of a task's symbols: 0 PAD, 1 BOS, 2 EOS, then `symbols` in order."""
+
+    symbols: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.symbols) + 3
+
+    def __len__(self) -> int:  # the vocabulary size, as for a Vocabulary
+        return self.size
+
+    def ids(self, sequence) -> list[int]:
+        index = {s: i + 3 for i, s in enumerate(self.symbols)}
+        try:
+            return [index[s] for s in sequence]
+        except KeyError as e:
+            raise ValueError(f"symbol {e.args[0]!r} is not in this task's vocabulary "
+                             f"({len(self.symbols)} symbols)") from None
+
+    def decode(self, ids, sep: str = " ") -> str:
+        """Ids up to the first EOS -> text; PAD and BOS are dropped."""
+        out = []
+        for i in map(int, ids):
+            if i == EOS:
+                break
+            if i > EOS:
+                out.append(self.symbols[i - 3])
+        return sep.join(out)
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"symbols": list(self.symbols)}, f, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Symbols":
+        with open(path, encoding="utf-8") as f:
+            return cls(tuple(json.load(f)["symbols"]))
+
+
+def number_to_words(n: int) -> list[str]:
+    """English words of 0 <= n <= 9999: 1234 -> one thousand two hundred thirty four."""
+    if not 0 <= n <= 9999:
+        raise ValueError(f"number_to_words covers 0..9999, got {n}")
+    if n == 0:
+        return ["zero"]
+    words = []
+    thousands, rest = divmod(n, 1000)
+    hundreds, rest = divmod(rest, 100)
+    if thousands:
+        words += [DIGIT_WORDS[thousands], "thousand"]
+    if hundreds:
+        words += [DIGIT_WORDS[hundreds], "hundred"]
+    if rest >= 20:
+        words.append(_TENS[rest // 10])
+        rest %= 10
+    if rest >= 10:
+        words.append(_TEENS[rest - 10])
+    elif rest:
+        words.append(DIGIT_WORDS[rest])
+    return words
+
+
+NUMBER_SOURCE = Symbols(tuple("0123456789"))
+NUMBER_TARGET = Symbols(tuple(sorted(
+    set(DIGIT_WORDS) | set(_TEENS) | set(_TENS[2:]) | {"hundred", "thousand"})))
+CAPTION_WORDS = Symbols(DIGIT_WORDS)
+
+
+def decoder_arrays(outputs: list[list[int]], max_length: int) -> dict[str, np.ndarray]:
+    """Teacher-forcing arrays for id sequences (each at most max_length - 1 long)."""
+    n = len(outputs)
+    tokens = np.zeros((n, max_length), np.int32)
+    targets = np.zeros((n, max_length), np.int32)
+    lengths = np.zeros((n,), np.int32)
+    for i, seq in enumerate(outputs):
+        seq = list(seq)[: max_length - 1]
+        tokens[i, : len(seq) + 1] = [BOS] + seq
+        targets[i, : len(seq) + 1] = seq + [EOS]
+        lengths[i] = len(seq) + 1
+    target_mask = (np.arange(max_length)[None, :] < lengths[:, None]).astype(np.float32)
+    return {"tokens": tokens, "lengths": lengths, "targets": targets,
+            "target_mask": target_mask}
+
+
+def number_words(test_fraction: float = 0.1, seed: int = 0):
+    """(train, test) arrays translating digit strings to English number words.
+
+    CONSTRUCTED task. Each of 0..9999 appears once; a fixed random 10% (by
+    `seed`) is held out, so test numbers are never seen in training.
+    """
+    numbers = np.random.default_rng(seed).permutation(10_000)
+    n_test = int(round(len(numbers) * test_fraction))
+
+    def arrays(ns):
+        sources = [NUMBER_SOURCE.ids(str(n)) for n in ns]
+        source = np.zeros((len(ns), 4), np.int32)
+        for i, s in enumerate(sources):
+            source[i, : len(s)] = s
+        out = decoder_arrays([NUMBER_TARGET.ids(number_to_words(n)) for n in ns], 8)
+        return {"source": source,
+                "source_lengths": np.array([len(s) for s in sources], np.int32),
+                "number": np.asarray(ns, np.int32), **out}
+
+    return arrays(numbers[n_test:]), arrays(numbers[:n_test])
+
+
+def digit_captions(images: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                   max_digits: int = 4) -> dict[str, np.ndarray]:
+    """`count` strips of 1..max_digits digits side by side, captioned in words.
+
+    Args:
+      images: <uint8 or float>[n, 28, 28, 1] real digit images.
+      labels: <int>[n] their classes 0..9.
+      count: strips to make; seed fixes which digits go into each.
+
+    Returns arrays: `image` <float32>[count, 28, 28*max_digits, 1] in [0, 1],
+    zero on the right of short strips, plus the decoder arrays of the caption.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = images.shape[1:3]
+    strips = np.zeros((count, height, width * max_digits, 1), np.float32)
+    captions = []
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    for i in range(count):
+        picks = rng.integers(0, len(images), size=rng.integers(1, max_digits + 1))
+        for j, k in enumerate(picks):
+            strips[i, :, j * width:(j + 1) * width] = images[k].reshape(height, width, 1) / scale
+        captions.append(CAPTION_WORDS.ids(DIGIT_WORDS[int(labels[k])] for k in picks))
+    return {"image": strips, **decoder_arrays(captions, max_digits + 2)}
+
+
+def char_symbols(texts) -> Symbols:
+    """The characters of the training texts, sorted (the LM's vocabulary)."""
+    return Symbols(tuple(sorted({c for t in texts for c in t})))
+
+
+def char_lm(texts, symbols: Symbols, max_length: int = 256) -> dict[str, np.ndarray]:
+    """Next-character arrays for `texts`; characters unknown to `symbols` are dropped."""
+    known = set(symbols.symbols)
+    sequences = [symbols.ids(c for c in t if c in known) for t in texts]
+    return decoder_arrays(sequences, max_length)
+
+
+# -- loading by name (jaxnets.data.get_dataset) --------------------------------
+
+CAPTION_STRIPS = {"train": 12_000, "test": 1_000}  # strips made from each split's digits
+CAPTION_SHAPE = (28, 28 * 4, 1)
+
+
+def _tfds_arrays(name: str, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
+    """A whole split of an embedded TFDS dataset as numpy arrays (fixed order)."""
+    from jaxnets.data import pipeline, public  # TensorFlow: only here
+    builder = public.prepared_builder(name, data_dir)
+    ds = pipeline.read(builder, split)
+    rows = list(ds.as_numpy_iterator())
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def _number_words(data_dir):
+    train, test = number_words()
+    return train, test, NUMBER_TARGET, {"input_shape": (4,)}
+
+
+def _digit_captions(data_dir):
+    train, test = (_tfds_arrays("mnist5k", split, data_dir) for split in ("train", "test"))
+    return (digit_captions(train["image"], train["label"], CAPTION_STRIPS["train"], seed=0),
+            digit_captions(test["image"], test["label"], CAPTION_STRIPS["test"], seed=1),
+            CAPTION_WORDS, {"input_shape": CAPTION_SHAPE})
+
+
+def _rt_chars(data_dir, max_length=256):
+    texts = {split: [t.decode("utf-8") for t in _tfds_arrays("rt_sentences", split,
+                                                               data_dir)["text"]]
+             for split in ("train", "test")}
+    symbols = char_symbols(texts["train"])
+    return (char_lm(texts["train"], symbols, max_length),
+            char_lm(texts["test"], symbols, max_length), symbols,
+            {"input_shape": (max_length,)})
+
+
+TASKS = {"number_words": _number_words, "digit_captions": _digit_captions,
+         "rt_chars": _rt_chars}
+
+
+def load(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
+         data_dir: str | None = None, max_length: int | None = None,
+         process_index: int = 0, process_count: int = 1):
+    """The task `name` as a `jaxnets.data.arrays.ArrayData` (see get_dataset).
+
+    Its `vocab` is the output `Symbols` (save it with the run for prediction).
+    """
+    from jaxnets.data.arrays import ArrayData
+    options = {"max_length": max_length} if (name == "rt_chars" and max_length) else {}
+    train, test, symbols, meta = TASKS[name](data_dir, **options)
+    return ArrayData(train, test, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                     seed=seed, process_index=process_index, process_count=process_count,
+                     name=name, kind="sequence", vocab=symbols, **meta)

@@ -1,0 +1,213 @@
+"""Using a trained model: load a finished run, decode sequences, predict.
+
+A run's workdir holds everything needed: `config.json` (what was trained),
+`model.json` (the model factory and the sizes it was built with),
+`vocab.json` (the token ids) and `checkpoints/` (the parameters).
+
+    run = load_run("runs/rnn_translate")
+    run.translate("1234")          # 'one thousand two hundred thirty four'
+    run.classify("a gorgeous, witty film")  # ('positive', 0.93)
+
+Decoding is greedy (argmax at every step) for captioning and translation,
+and sampled for the language model. No TensorFlow is needed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnets.data import sequence_tasks
+from jaxnets.data.sequence_tasks import EOS
+
+MODEL_FILE = "model.json"
+VOCAB_FILE = "vocab.json"
+SENTIMENT_NAMES = ("negative", "positive")
+
+
+# -- decoding (a Flax module with a `generate` method) ------------------------
+
+def generation_inputs(batch) -> tuple:
+    """The positional `generate` inputs of a decoder batch (before the length)."""
+    if "source" in batch:
+        return (batch["source"], batch["source_lengths"])
+    if "image" in batch:
+        return (batch["image"],)
+    raise ValueError(f"cannot generate for a batch with keys {sorted(batch)}: "
+                     "expected 'source' (translation) or 'image' (captioning)")
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _generate(module, params, inputs, length):
+    return module.apply({"params": params}, *inputs, length, method=module.generate)
+
+
+def generate(module, params, batch, length: int) -> np.ndarray:
+    """Greedy output ids <int32>[B, length] for a batch of sources or images."""
+    return np.asarray(_generate(module, params, generation_inputs(batch), length))
+
+
+def exact_matches(generated: np.ndarray, targets: np.ndarray, target_mask: np.ndarray):
+    """<bool>[B]: the generated ids equal the targets up to and including EOS."""
+    same = (generated == targets) | (target_mask == 0)
+    return same.all(axis=1)
+
+
+def exact_match(module, params, batches) -> dict:
+    """Exact-match accuracy of greedy decoding over (padded) eval batches."""
+    correct = total = 0
+    for batch in batches:
+        length = batch["targets"].shape[1]
+        hits = exact_matches(generate(module, params, batch, length), batch["targets"],
+                             batch["target_mask"])
+        real = batch["mask"] > 0
+        correct += int(hits[real].sum())
+        total += int(real.sum())
+    return {"exact_match": correct / max(total, 1), "sequences": total}
+
+
+def sample_text(module, params, symbols, *, count: int = 3, length: int = 200,
+                temperature: float = 0.8, seed: int = 0) -> list[str]:
+    """Texts sampled from a character language model, each cut at its first EOS."""
+    ids = module.apply({"params": params}, jax.random.key(seed), count, length, temperature,
+                       method=module.generate)
+    return [symbols.decode(row, sep="") for row in np.asarray(ids)]
+
+
+# -- finished runs ------------------------------------------------------------
+
+@dataclasses.dataclass
+class Run:
+    """A trained model loaded from its workdir."""
+
+    workdir: str
+    config: dict
+    module: object             # the Flax module
+    params: dict
+    vocab: object              # Vocabulary (text), Symbols (sequence tasks) or None
+    sizes: dict                # what the model was sized by (input_shape, vocab_size, ...)
+
+    def classify(self, text: str) -> tuple[str, float]:
+        """(label, probability) of a sentence for a many-to-one text classifier."""
+        ids = self.vocab.encode(text)[: self.config["max_length"] or None] or [0]
+        tokens = np.zeros((1, max(len(ids), 1)), np.int32)
+        tokens[0, :len(ids)] = ids
+        logits = self.module.apply({"params": self.params}, tokens, np.array([len(ids)]))
+        probs = np.asarray(jax.nn.softmax(logits[0]))
+        label = int(probs.argmax())
+        names = SENTIMENT_NAMES if len(probs) == 2 else [str(i) for i in range(len(probs))]
+        return names[label], float(probs[label])
+
+    def translate(self, number: str) -> str:
+        """Number words for a digit string, by greedy decoding."""
+        digits = number.strip()
+        if not (digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 4):
+            raise ValueError(f"translate takes a whole number 0..9999 written in digits, "
+                             f"got {number!r}")
+        ids = sequence_tasks.NUMBER_SOURCE.ids(digits)
+        source = np.zeros((1, 4), np.int32)
+        source[0, :len(ids)] = ids
+        out = generate(self.module, self.params,
+                       {"source": source, "source_lengths": np.array([len(ids)])}, 8)
+        return self.vocab.decode(out[0])
+
+    def caption(self, image: np.ndarray) -> str:
+        """Words for an image <float>[H, W, 1] in [0, 1] (a strip of digits)."""
+        out = generate(self.module, self.params, {"image": image[None].astype(np.float32)}, 6)
+        return self.vocab.decode(out[0])
+
+    def sample(self, count: int = 3, temperature: float = 0.8, seed: int = 0) -> list[str]:
+        return sample_text(self.module, self.params, self.vocab, count=count,
+                           temperature=temperature, seed=seed,
+                           length=self.config["max_length"] or 256)
+
+
+def read_strip(path: str, shape: tuple) -> np.ndarray:
+    """A PNG of white-on-black digits as <float32>[H, W, 1] in [0, 1], scaled to height
+    H and padded with black on the right to width W (or squeezed if wider)."""
+    from PIL import Image
+    height, width = shape[:2]
+    with Image.open(path) as img:
+        img = img.convert("L")
+        new_width = max(1, round(img.width * height / img.height))
+        img = img.resize((min(new_width, width), height))
+        pixels = np.asarray(img, np.float32) / 255.0
+    strip = np.zeros((height, width, 1), np.float32)
+    strip[:, :pixels.shape[1], 0] = pixels
+    return strip
+
+
+def write_strip(path: str, image: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray((np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+def eval_strip(run: Run, index: int) -> tuple[np.ndarray, str]:
+    """Test strip `index` of a captioning run's dataset and its true caption."""
+    from jaxnets import data
+    dataset = data.get_dataset(run.config["dataset"], batch_size=1,
+                               data_dir=run.config["data_dir"] or None)
+    if not 0 <= index < dataset.num_eval:
+        raise ValueError(f"--eval_example={index} is outside 0..{dataset.num_eval - 1}")
+    return dataset.eval["image"][index], run.vocab.decode(dataset.eval["targets"][index])
+
+
+def save_model_spec(workdir: str, config, sizes: dict) -> None:
+    """Writes model.json: the factory and the data-derived sizes it was built with."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, MODEL_FILE), "w") as f:
+        json.dump({"model": config.model, "model_kwargs": config.model_kwargs.to_dict(),
+                   "dtype": config.dtype, "sizes": sizes}, f, indent=1)
+
+
+def load_run(workdir: str) -> Run:
+    """The config, model, newest parameters and vocabulary of a finished run."""
+    from jaxnets.train.model_api import build_model, FlaxModel
+
+    paths = {name: os.path.join(workdir, name) for name in ("config.json", MODEL_FILE)}
+    for name, path in paths.items():
+        if not os.path.exists(path):
+            raise ValueError(f"{workdir} has no {name}: is it the --workdir of a finished "
+                             "`python -m jaxnets.experiments.run`?")
+    with open(paths["config.json"]) as f:
+        config = json.load(f)
+    with open(paths[MODEL_FILE]) as f:
+        spec = json.load(f)
+    sizes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["sizes"].items()}
+    model = build_model(spec["model"], model_kwargs=spec["model_kwargs"], **sizes,
+                        dtype=None if spec["dtype"] == "float32" else jnp.dtype(spec["dtype"]))
+    if not isinstance(model, FlaxModel):
+        raise ValueError(f"{workdir}: prediction needs a Flax module, got {model!r}")
+    return Run(workdir, config, model.module, _restore_params(workdir), _load_vocab(workdir),
+               sizes)
+
+
+def _restore_params(workdir: str):
+    import orbax.checkpoint as ocp
+
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    with ocp.CheckpointManager(directory) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise ValueError(f"{directory} holds no complete checkpoint: train first")
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore()))
+    return jax.tree.map(jnp.asarray, restored.state["params"])
+
+
+def _load_vocab(workdir: str):
+    path = os.path.join(workdir, VOCAB_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    if "symbols" in saved:
+        return sequence_tasks.Symbols.load(path)
+    from jaxnets.data.tokenizer import Vocabulary
+    return Vocabulary.load(path)
