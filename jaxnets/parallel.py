@@ -1,27 +1,184 @@
 """Every device-placement decision of jaxnets lives here (the input pipeline never places data).
 
-For now: double-buffered host -> device prefetch. `jax.device_put` returns as soon as the
-copy is queued, so while the train loop works on batch t, batch t+1 (up to t+size-1) is
-already on its way; the loop never waits for a host -> device copy it could have hidden.
-Same semantics as flax.jax_utils.prefetch_to_device, without its pmap-style sharding.
+Two strategies train the same pure `train_step`/`eval_step` (jaxnets/train/steps.py) on
+several devices; the loop talks only to the `Strategy` interface, so moving from one to the
+other changes one config field (`parallel`):
 
-    for batch in prefetch_to_device(dataset.train_epoch(epoch)):
-        state, metrics = train_step(state, batch)
+  pmap      `jax.pmap` over the axis `AXIS`: the state is replicated as a stack with one copy
+            per device (leading axis = local devices), each batch is split into one slice per
+            device, gradients and metrics are summed over `AXIS` with `lax.psum` inside the
+            step (a count-weighted `pmean`), and each device draws dropout from the step's key
+            folded with its `lax.axis_index`. BatchNorm statistics are per device, averaged
+            with `lax.pmean` after each step.
+  sharding  `jax.jit` on a `Mesh` with `NamedSharding`: the state is one array replicated on
+            every device, the batch is split along `AXIS`, and XLA inserts the collectives.
+            The program is the one-device program on the global batch, so it gives the
+            one-device result (dropout and BatchNorm included) whatever the device count.
+
+Both give the parameters of one-device training on the same global batches (to float
+rounding) for a deterministic model. With several processes (`initialize_distributed`), each
+process feeds its own batch (`jax.make_array_from_process_local_data` for sharding, the local
+devices' slices for pmap); the global batch is their concatenation in process order.
+
+Host -> device copies are double-buffered (`prefetch_to_device`, `Strategy.prefetch`): while
+the loop works on batch t, batch t+1 is already on its way.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
-from collections.abc import Iterable, Iterator
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxnets.train.config import PARALLEL as STRATEGIES
+from jaxnets.train.config import ConfigError
+from jaxnets.train.steps import eval_step, train_step
+
+AXIS = "batch"  # the one mesh / pmap axis: data parallelism
+
+
+# -- multi-process -----------------------------------------------------------------------
+
+
+def detected_cluster() -> str | None:
+    """The multi-process launcher this process runs under, or None (a plain single process).
+
+    SLURM (`srun`, more than one task), Open MPI (`mpirun`, more than one rank), or JAX's own
+    `JAX_COORDINATOR_ADDRESS` variable: `jax.distributed.initialize()` finds the coordinator,
+    process count and id there by itself.
+    """
+    env = os.environ
+    if "SLURM_JOB_ID" in env and "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", 1)) > 1:
+        return "SLURM"
+    if "OMPI_MCA_orte_hnp_uri" in env and int(env.get("OMPI_COMM_WORLD_SIZE", 1)) > 1:
+        return "Open MPI"
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        return "JAX_COORDINATOR_ADDRESS"
+    return None
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None,
+                           *, timeout_s: int = 120) -> bool:
+    """Joins a multi-process run (`jax.distributed.initialize`) before JAX is used.
+
+    With no arguments, joins only when `detected_cluster()` finds a launcher; otherwise does
+    nothing (one process). Explicit arguments go together (all three, or none on a cluster).
+
+    A process that cannot reach its peers within `timeout_s` seconds prints one line saying so
+    and exits with status 1 (JAX itself would abort with a stack trace after its own timeout).
+
+    Returns:
+      True when this process is part of a multi-process run.
+    """
+    given = {"coordinator_address": coordinator_address, "num_processes": num_processes,
+             "process_id": process_id}
+    cluster = detected_cluster()
+    if cluster is None and all(v is None for v in given.values()):
+        return False
+    missing = [f"--{k}" for k, v in given.items() if v is None]
+    if cluster is None and missing:
+        raise ConfigError(f"multi-process runs need --coordinator_address, --num_processes and "
+                          f"--process_id together; missing {', '.join(missing)}")
+    if num_processes is not None and not 0 <= (process_id or 0) < num_processes:
+        raise ConfigError(f"--process_id={process_id} must be in 0..{num_processes - 1} "
+                          f"(--num_processes={num_processes})")
+    where = coordinator_address or f"the coordinator that {cluster} names"
+    who = f"process {process_id} of {num_processes}" if missing == [] else "this process"
+    message = (f"error: {who} could not reach its peers through {where} within {timeout_s} s: "
+               f"start every process (the same --coordinator_address and --num_processes, "
+               f"each its own --process_id) and check that the coordinator's host and port are "
+               f"reachable from here")
+    watchdog = threading.Timer(timeout_s, _give_up, args=(message,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:  # JAX's own deadline comes later: ours prints a line, JAX's aborts with a trace
+        jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                   initialization_timeout=timeout_s + 60)
+    finally:
+        watchdog.cancel()
+    return True
+
+
+def _give_up(message: str) -> None:
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)  # the main thread is blocked in JAX's C++ connect; nothing else can stop it
+
+
+def is_primary() -> bool:
+    """True in the process that writes logs and checkpoint metadata (process 0)."""
+    return jax.process_index() == 0
+
+
+# -- devices -----------------------------------------------------------------------------
+
+
+def select_devices(num_devices: int = 0) -> list[jax.Device]:
+    """The devices a run uses: the first `num_devices` (0 = all) local ones of every process,
+    ordered by process, so process p's rows of a global batch come p-th."""
+    local = jax.local_devices()
+    if num_devices < 0 or num_devices > len(local):
+        have = _count(len(local), f"{local[0].platform} device")
+        raise ConfigError(f"num_devices={num_devices}, but this process has {have}: use "
+                          f"1..{len(local)}, or 0 for all of them")
+    count = num_devices or len(local)
+    by_process = collections.defaultdict(list)
+    for device in jax.devices():
+        by_process[device.process_index].append(device)
+    return [d for p in sorted(by_process) for d in by_process[p][:count]]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def check_batch_size(batch_size: int, num_devices: int) -> None:
+    """ConfigError unless a batch of `batch_size` rows splits evenly over `num_devices`."""
+    if batch_size % num_devices:
+        lower = batch_size - batch_size % num_devices
+        options = f"{lower} or {lower + num_devices}" if lower else f"{num_devices}"
+        raise ConfigError(
+            f"batch size {batch_size} does not split evenly over {num_devices} devices "
+            f"({batch_size}/{num_devices} = {batch_size / num_devices:g} per device): use a "
+            f"multiple of {num_devices} (e.g. {options}), or change num_devices")
+
+
+def pad_batch(batch: dict, multiple: int) -> dict:
+    """Pads `batch` with zero rows (mask 0) to a multiple of `multiple` rows (evaluation)."""
+    rows = len(next(iter(batch.values())))
+    extra = -rows % multiple
+    if not extra:
+        return batch
+    batch = dict(batch)
+    batch.setdefault("mask", np.ones(rows, np.float32))  # the real rows keep counting
+    return {k: np.concatenate([np.asarray(v), np.zeros((extra, *np.shape(v)[1:]),
+                                                        np.asarray(v).dtype)])
+            for k, v in batch.items()}
+
+
+def batch_rows(batch: dict) -> int:
+    return len(next(iter(batch.values())))
+
+
+# -- prefetch ----------------------------------------------------------------------------
 
 
 def prefetch_to_device(iterator: Iterable[Any], size: int = 2,
                        sharding: jax.sharding.Sharding | None = None) -> Iterator[Any]:
     """Yields the items of `iterator` (pytrees of numpy arrays) as device arrays.
+
+    `jax.device_put` returns as soon as the copy is queued, so while the caller works on
+    item t, items t+1 .. t+size-1 are already on their way.
 
     Args:
       iterator: host batches, e.g. `Dataset.train_epoch(epoch)`.
@@ -30,16 +187,213 @@ def prefetch_to_device(iterator: Iterable[Any], size: int = 2,
       sharding: where to put each array (e.g. a `NamedSharding` over a mesh); default: the
         default device.
     """
+    return prefetch(iterator, lambda item: jax.device_put(item, sharding), size)
+
+
+def prefetch(iterator: Iterable[Any], put: Callable[[Any], Any], size: int = 2) -> Iterator[Any]:
+    """`put(item)` for each item, `size` items ahead of the caller.
+
+    An error raised by `iterator` while reading ahead is raised only when the caller asks for
+    that item, after every item before it: a consumer never loses a batch it was owed.
+    """
     if size < 1:
         raise ValueError(f"prefetch size must be >= 1, got {size}")
     iterator = iter(iterator)
     queue: collections.deque = collections.deque()
+    failed: list[BaseException] = []
 
     def enqueue(count: int) -> None:
-        for item in itertools.islice(iterator, count):
-            queue.append(jax.device_put(item, sharding))  # asynchronous copy
+        if failed:
+            return
+        try:
+            for item in itertools.islice(iterator, count):
+                queue.append(put(item))  # asynchronous copy
+        except BaseException as e:  # noqa: BLE001 - re-raised in order, below (Ctrl-C too)
+            failed.append(e)
 
     enqueue(size)
     while queue:
         yield queue.popleft()
         enqueue(1)
+    if failed:
+        raise failed[0]
+
+
+# -- strategies --------------------------------------------------------------------------
+
+
+class Strategy:
+    """How the loop places the state and the batches, and how it compiles the steps.
+
+    The state lives on the devices in the strategy's own layout (`put_state`); checkpoints
+    and `fit`'s result hold one replicated copy (`unreplicate`), the same for every strategy,
+    so a run may resume under another strategy or device count.
+
+    Args:
+      num_devices: devices per process (0 = all local devices).
+    """
+
+    name = ""
+
+    def __init__(self, num_devices: int = 0):
+        self.devices = select_devices(num_devices)
+        me = jax.process_index()
+        self.local_devices = [d for d in self.devices if d.process_index == me]
+        self.num_local = len(self.local_devices)
+        self.mesh = Mesh(np.array(self.devices), (AXIS,))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def describe(self) -> str:
+        """e.g. 'pmap on 4 cpu devices' or 'sharding on 16 gpu devices in 2 processes'."""
+        processes = jax.process_count()
+        where = f" in {processes} processes" if processes > 1 else ""
+        devices = _count(len(self.devices), f"{self.devices[0].platform} device")
+        return f"{self.name} on {devices}{where}"
+
+    def check_batch(self, batch_size: int) -> None:
+        """ConfigError unless a per-process batch of `batch_size` splits over the devices."""
+        check_batch_size(batch_size, self.num_local)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def put_state(self, state):
+        """The state (on any device) placed for training."""
+        host = jax.device_get(state)
+        return self.replicate(jax.tree.map(
+            lambda x: jax.make_array_from_callback(np.shape(x), self.replicated,
+                                                   lambda index: np.asarray(x)[index]), host))
+
+    def replicate(self, state):
+        """A one-copy state (`unreplicate`'s layout) in this strategy's training layout."""
+        return state
+
+    def unreplicate(self, state):
+        """One copy of the state, replicated on every device (for checkpoints and results)."""
+        return state
+
+    def restore_target(self, abstract):
+        """`abstract` (ShapeDtypeStructs) with the layout that `unreplicate` gives."""
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                           sharding=self.replicated), abstract)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def put_batch(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def examples(self, batch: dict) -> int:
+        """Rows of a placed batch, summed over processes (the global batch size)."""
+        raise NotImplementedError
+
+    def prefetch(self, batches: Iterable[dict], *, pad: bool = False, size: int = 2):
+        """The batches placed on the devices, `size` ahead; `pad` (evaluation) pads each
+        batch with mask-0 rows to a multiple of the device count instead of refusing it."""
+        def put(batch):
+            if pad:
+                batch = pad_batch(batch, self.num_local)
+            else:
+                self.check_batch(batch_rows(batch))
+            return self.put_batch(batch)
+        return prefetch(batches, put, size)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def compile_train(self) -> Callable:
+        """(state, placed batch) -> (state, Metrics sums, finite), the state donated."""
+        raise NotImplementedError
+
+    def compile_eval(self) -> Callable:
+        """(state, placed batch) -> Metrics sums over every device's rows."""
+        raise NotImplementedError
+
+
+class PmapStrategy(Strategy):
+    """`jax.pmap` over `AXIS`: one state copy per local device, one batch slice per device."""
+
+    name = "pmap"
+
+    def __init__(self, num_devices: int = 0):
+        super().__init__(num_devices)
+        self.stacked = NamedSharding(Mesh(np.array(self.local_devices), (AXIS,)),
+                                     PartitionSpec(AXIS))
+        all_local = self.num_local == len(jax.local_devices())
+        self._pmap = functools.partial(jax.pmap, axis_name=AXIS,
+                                       devices=None if all_local else self.devices)
+
+    def replicate(self, state):
+        def stack(x):  # [...] replicated -> [devices, ...], no copy between devices
+            parts = _shards_by_device(x)
+            return jax.make_array_from_single_device_arrays(
+                (self.num_local, *x.shape), self.stacked,
+                [parts[d][None] for d in self.local_devices])
+        return jax.tree.map(stack, state)
+
+    def unreplicate(self, state):
+        def unstack(x):  # [devices, ...] -> [...] replicated
+            parts = _shards_by_device(x)
+            return jax.make_array_from_single_device_arrays(
+                x.shape[1:], self.replicated,
+                [parts[d].reshape(x.shape[1:]) for d in self.local_devices])
+        return jax.tree.map(unstack, state)
+
+    def put_batch(self, batch: dict) -> dict:
+        def split(x):  # [batch, ...] -> [devices, batch / devices, ...]
+            x = np.asarray(x)
+            return x.reshape(self.num_local, x.shape[0] // self.num_local, *x.shape[1:])
+        return jax.device_put(jax.tree.map(split, batch), self.stacked)
+
+    def examples(self, batch: dict) -> int:
+        shape = next(iter(batch.values())).shape
+        return shape[0] * shape[1] * jax.process_count()
+
+    def compile_train(self) -> Callable:
+        return self._pmap(functools.partial(train_step, axis_name=AXIS),
+                          donate_argnums=0, out_axes=(0, None, None))
+
+    def compile_eval(self) -> Callable:
+        return self._pmap(functools.partial(eval_step, axis_name=AXIS), out_axes=None)
+
+
+class ShardingStrategy(Strategy):
+    """`jax.jit` with `NamedSharding`: the state replicated, the batch split along `AXIS`."""
+
+    name = "sharding"
+
+    def __init__(self, num_devices: int = 0):
+        super().__init__(num_devices)
+        self.split = NamedSharding(self.mesh, PartitionSpec(AXIS))
+
+    def put_batch(self, batch: dict) -> dict:
+        return jax.make_array_from_process_local_data(
+            self.split, {k: np.asarray(v) for k, v in batch.items()})
+
+    def examples(self, batch: dict) -> int:
+        return batch_rows(batch)
+
+    def compile_train(self) -> Callable:
+        rep = self.replicated
+        return jax.jit(train_step, in_shardings=(rep, self.split), out_shardings=(rep, rep, rep),
+                       donate_argnums=0)
+
+    def compile_eval(self) -> Callable:
+        return jax.jit(eval_step, in_shardings=(self.replicated, self.split),
+                       out_shardings=self.replicated)
+
+
+def _shards_by_device(x: jax.Array) -> dict:
+    return {shard.device: shard.data for shard in x.addressable_shards}
+
+
+def make_strategy(name: str = "auto", num_devices: int = 0) -> Strategy:
+    """The strategy `name` ('pmap' or 'sharding') on `num_devices` per process (0 = all).
+
+    'auto' is pmap on several devices and sharding on one, where it is a plain `jax.jit`:
+    pmap's per-call overhead costs ~30% per step on a small model on one CPU device.
+    """
+    if name == "auto":
+        name = "pmap" if len(select_devices(num_devices)) > 1 else "sharding"
+    kinds = {"pmap": PmapStrategy, "sharding": ShardingStrategy}
+    if name not in kinds:
+        raise ConfigError(f"unknown parallel strategy {name!r}; choose one of: "
+                          f"{', '.join(STRATEGIES)}")
+    return kinds[name](num_devices)

@@ -5,11 +5,19 @@
     python -m jaxnets.experiments.run --model=my_pkg.models:make_net --dataset=mnist5k
     python -m jaxnets.experiments.run --model=lenet_mnist --config.smoke=True
     python -m jaxnets.experiments.run --model=list
+    python -m jaxnets.experiments.run --model=alexnet --num_devices=4 --parallel=sharding
+    python -m jaxnets.experiments.run --model=alexnet --coordinator_address=host0:1234 \
+        --num_processes=2 --process_id=0      # and --process_id=1 on the second host
 
 Every config field can be overridden with --config.<field>=<value> (see
 jaxnets/train/config.py). Running the same command again on the same
 --workdir resumes from its newest checkpoint. TensorFlow (tf.data only) is
 imported by jaxnets.data alone, with its GPUs hidden from it.
+
+Several processes (jaxnets/parallel.py): under SLURM or Open MPI with more than
+one task, jax.distributed finds its peers by itself; elsewhere give the three
+--coordinator_address/--num_processes/--process_id flags to every process, or
+try it on one machine with `python -m jaxnets.experiments.launch`.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from jaxnets.experiments import cli, presets
-from jaxnets.train.config import OPTIMIZERS, ConfigError, default_config
+from jaxnets.train.config import OPTIMIZERS, PARALLEL, ConfigError, default_config, validate
 
 _MODEL = flags.DEFINE_string(
     "model", "lenet_mnist", "A preset (--model=list shows them) or package.module:factory "
@@ -34,6 +42,18 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Training batch size.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
 _OPTIMIZER = flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "The optimizer.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation, dropout and shuffling.")
+_NUM_DEVICES = flags.DEFINE_integer(
+    "num_devices", None, "Devices per process (default: all local devices); the batch is "
+    "split evenly over them.")
+_PARALLEL = flags.DEFINE_enum(
+    "parallel", None, list(PARALLEL), "Data parallelism: auto (default: pmap on several "
+    "devices, plain jit on one), pmap, or sharding (jax.jit with a Mesh and NamedSharding).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-process: host:port of process 0, the same for all.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this one, 0..N-1.")
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout", 120, "Multi-process: seconds to wait for every peer to connect.")
 _CONFIG = config_flags.DEFINE_config_dict(
     "config", default_config(), "Overrides: --config.<field>=<value>.",
     lock_config=False, accept_new_attributes=True)
@@ -51,8 +71,18 @@ def main(argv) -> int:
     flag_values = {name: flags.FLAGS[name].value for name in presets.FLAG_FIELDS}
     config = presets.build_config(_MODEL.value, flag_values,
                                   config_flags.get_override_values(flags.FLAGS["config"]))
+    if _PARALLEL.value is not None:
+        config.parallel = _PARALLEL.value
+    if _NUM_DEVICES.value is not None:
+        config.num_devices = _NUM_DEVICES.value
+    validate(config)
     workdir = _WORKDIR.value or os.path.join("runs", config.preset)
 
+    from jaxnets import parallel  # before anything else uses JAX
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                    _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)
+    parallel.make_strategy(config.parallel, config.num_devices).check_batch(
+        config.batch_size)  # a usage error before the data loads
     from jaxnets.data import DatasetUnavailableError
     from jaxnets.train import NonFiniteError, train_and_evaluate
     try:
@@ -64,7 +94,7 @@ def main(argv) -> int:
         raise  # a usage error: one line, exit 2
     except ValueError as e:  # a bug, not a usage error: keep the traceback
         raise RuntimeError(f"training failed: {e}") from e
-    if not config.progress:
+    if not config.progress and parallel.is_primary():
         print(result.summary_line)
     return 0
 

@@ -12,6 +12,14 @@ written; a checkpoint killed mid-write is ignored on restore. Old
 checkpoints beyond `keep` are deleted only after the new one is committed,
 so the last good checkpoint is never lost. The loop checks that a state is
 finite before saving it.
+
+Devices and processes: the loop saves one copy of the state, replicated on
+its devices (`Strategy.unreplicate` in jaxnets/parallel.py), and restores into
+that layout (`Strategy.restore_target`), so a run may resume under another
+strategy or device count. With several processes every process calls `save`
+and `restore` (orbax coordinates them): process 0 writes the metadata and
+the position, each array is written once, and all processes must see the
+same directory.
 """
 
 from __future__ import annotations

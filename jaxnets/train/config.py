@@ -13,10 +13,14 @@ import ml_collections
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 DTYPES = ("float32", "bfloat16", "float16")
+PARALLEL = ("auto", "pmap", "sharding")   # see jaxnets/parallel.py
 
 # Fields that change only logging or bookkeeping: a resumed run may differ in these.
 COSMETIC_FIELDS = ("note", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
                    "eval_every_steps", "eval_max_batches", "data_dir", "progress")
+# Fields that say where the run computes; a run may resume on other devices (a checkpoint
+# holds one copy of the state, whatever the layout it was trained in).
+PLACEMENT_FIELDS = ("parallel", "num_devices")
 
 
 class ConfigError(ValueError):
@@ -56,6 +60,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.step_boundaries = (0.5, 0.75)  # step: fractions of the run where lr *= step_factor
     c.step_factor = 0.1
     c.seed = 0
+    # Devices (jaxnets/parallel.py): batch_size is per process and is split evenly over
+    # its devices; with several processes the global batch is batch_size x processes.
+    c.parallel = "auto"          # pmap | sharding (jax.jit with a Mesh and NamedSharding) |
+                                 # auto: pmap on several devices, plain jit on one
+    c.num_devices = 0            # devices per process; 0 = all local devices
     # Periodic work (0 = never, except where noted).
     c.log_every_steps = 50
     c.eval_every_steps = 0       # 0 = evaluate at the end of every epoch
@@ -84,6 +93,10 @@ def validate(config) -> None:
     _check_choice(config, "optimizer", OPTIMIZERS)
     _check_choice(config, "schedule", SCHEDULES)
     _check_choice(config, "dtype", DTYPES)
+    _check_choice(config, "parallel", PARALLEL)
+    if config.num_devices < 0:
+        raise ConfigError(f"num_devices must be >= 0 (0 = all local devices), got "
+                          f"{config.num_devices}")
     for field in ("batch_size",):
         if config[field] < 1:
             raise ConfigError(f"{field} must be >= 1, got {config[field]}")
@@ -124,7 +137,7 @@ def with_smoke(config, explicit=()) -> ml_collections.ConfigDict:
 
 def diff(saved: dict, current: dict) -> list[str]:
     """'field: saved -> current' for every non-cosmetic field that changed."""
-    skip = set(COSMETIC_FIELDS) | {"smoke_overrides"}
+    skip = set(COSMETIC_FIELDS) | set(PLACEMENT_FIELDS) | {"smoke_overrides"}
     keys = sorted((set(saved) | set(current)) - skip)
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
             for k in keys if _norm(saved.get(k)) != _norm(current.get(k))]

@@ -7,6 +7,12 @@
         every checkpoint_every_steps: orbax checkpoint (state + data position)
     at the end: eval, checkpoint, learning-curve PNG, one-line summary
 
+Devices: `config.parallel` picks a strategy from jaxnets/parallel.py (pmap, or
+jit with NamedSharding) on `config.num_devices` devices per process; batches go
+to the devices through a double-buffered prefetch. With several processes
+(jax.distributed), only process 0 writes logs and config.json; checkpoints are
+written together through orbax, one copy of the state.
+
 A step whose loss or gradient is not finite stops the run (NonFiniteError)
 at the next step at the latest; a state is checked before it is saved, so
 the last checkpoint is always a good one. Ctrl-C saves a checkpoint first.
@@ -25,6 +31,7 @@ import time
 import jax
 import ml_collections
 
+from jaxnets import parallel
 from jaxnets.train import config as config_lib
 from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.inputs import Inputs, as_inputs
@@ -33,7 +40,7 @@ from jaxnets.train.model_api import Model, as_model
 from jaxnets.train.optim import make_optimizer
 from jaxnets.train.reporting import Reporter, Throughput
 from jaxnets.train.state import TrainState, abstract_state, count_params, create_state
-from jaxnets.train.steps import eval_step, merge_metrics, train_step
+from jaxnets.train.steps import merge_metrics
 
 
 class NonFiniteError(FloatingPointError):
@@ -80,8 +87,8 @@ def _plan(config, inputs: Inputs) -> tuple[int | None, int]:
     return spe, config.num_epochs * spe
 
 
-def _check_workdir(workdir: str, config, has_checkpoint: bool) -> None:
-    """Refuses to resume a run whose config differs; writes config.json."""
+def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = True) -> None:
+    """Refuses to resume a run whose config differs; writes config.json (process 0)."""
     path = os.path.join(workdir, "config.json")
     current = json.loads(config.to_json())
     if has_checkpoint and os.path.exists(path):
@@ -91,9 +98,12 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool) -> None:
             raise config_lib.ConfigError(
                 f"{workdir} holds a run with another config ({'; '.join(changes)}): "
                 f"pass a new --workdir, or delete {workdir} to start over")
+    if not primary:
+        return
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:  # other processes may be reading it
         json.dump(current, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def _batch_size(batch) -> int:
@@ -106,11 +116,12 @@ class _Trainer:
     def __init__(self, model: Model, inputs: Inputs, config, workdir: str, name: str):
         self.model, self.inputs, self.config, self.workdir = model, inputs, config, workdir
         self.name = name
+        self.strategy = parallel.make_strategy(config.parallel, config.num_devices)
         self.steps_per_epoch, self.total_steps = _plan(config, inputs)
         self.tx, self.schedule = make_optimizer(config, self.total_steps)
         self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
         latest = self.ckpt.latest_step()
-        _check_workdir(workdir, config, latest is not None)
+        _check_workdir(workdir, config, latest is not None, parallel.is_primary())
         pos = (self.ckpt.restore_position(latest) if latest is not None
                else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
         self.step, self.epoch = pos["step"], pos["epoch"]
@@ -118,14 +129,14 @@ class _Trainer:
         self.start_step = self.step
         self._opened = None  # (epoch, iterator) opened early to shape the state
         self.state = self._initial_state(latest)
-        self.train_fn = jax.jit(train_step, donate_argnums=0)
-        self.eval_fn = jax.jit(eval_step)
+        self.train_fn = self.strategy.compile_train()
+        self.eval_fn = self.strategy.compile_eval()
         self.merge_fn = jax.jit(merge_metrics)
         self.train_sums, self.unlogged, self.unchecked = Metrics.zeros(), 0, collections.deque()
         self.meter, self.examples_seen, self.train_seconds = Throughput(), 0, 0.0
         self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
         self.reporter = Reporter(workdir, name, start_step=self.start_step,
-                                 progress=config.progress)
+                                 progress=config.progress, primary=parallel.is_primary())
         self.periodic = [(config.log_every_steps, self._log),
                          (config.eval_every_steps, self._evaluate),
                          (config.checkpoint_every_steps, self._save)]
@@ -153,13 +164,19 @@ class _Trainer:
         raise ValueError("the training data gave no batches: check the data, or its batch_size")
 
     def _initial_state(self, latest: int | None) -> TrainState:
+        """The state in the strategy's layout: fresh, or restored from checkpoint `latest`."""
         batch = self._example_batch()
         self.batch_size = _batch_size(batch)
+        self.strategy.check_batch(self.batch_size)
         if latest is None:
-            return create_state(self.model, self.tx, batch, self.config.seed)
-        state = self.ckpt.restore(latest, abstract_state(self.model, self.tx, batch))
+            state = create_state(self.model, self.tx, batch, self.config.seed)
+            self.num_params = count_params(state.params)
+            return self.strategy.put_state(state)
+        abstract = abstract_state(self.model, self.tx, batch)
+        self.num_params = count_params(abstract.params)
+        state = self.ckpt.restore(latest, self.strategy.restore_target(abstract))
         assert int(state.step) == self.step, (int(state.step), self.step)
-        return state
+        return self.strategy.replicate(state)
 
     # -- the loop -----------------------------------------------------------
 
@@ -181,7 +198,7 @@ class _Trainer:
 
     def _run_epoch(self) -> bool:
         """Trains from the current position; True when the epoch ran out of batches."""
-        batches = self._open_epoch()
+        batches = self.strategy.prefetch(self._open_epoch())
         while self.step < self.total_steps:
             start = time.perf_counter()
             batch = next(batches, None)
@@ -197,7 +214,7 @@ class _Trainer:
         self.batch_in_epoch += 1
         self.train_sums = self.merge_fn(self.train_sums, metrics)
         self.unlogged += 1
-        self.meter.add(_batch_size(batch), wait)
+        self.meter.add(self.strategy.examples(batch), wait)
         self.unchecked.append((self.step, self.epoch, finite))
         self._check_finite(keep=1)  # the previous step; this one runs meanwhile
         if self.step == self.start_step + 1:  # leave compilation out of examples/s
@@ -258,7 +275,7 @@ class _Trainer:
         self._check_finite()
         started, limit = time.perf_counter(), self.config.eval_max_batches
         sums = Metrics.zeros()
-        for i, batch in enumerate(self.inputs.eval_batches()):
+        for i, batch in enumerate(self.strategy.prefetch(self.inputs.eval_batches(), pad=True)):
             if limit and i >= limit:
                 self.eval_cut = True
                 break
@@ -278,7 +295,7 @@ class _Trainer:
 
     def _save(self) -> None:
         self._check_finite()
-        self.ckpt.save(self.state, self._position())
+        self.ckpt.save(self.strategy.unreplicate(self.state), self._position())
 
     def _save_on_interrupt(self) -> None:
         try:
@@ -299,11 +316,19 @@ class _Trainer:
         resumed = (f" | resuming at step {self.step} (epoch {self.epoch}, batch "
                    f"{self.batch_in_epoch})" if self.start_step else "")
         self.reporter.line(
-            f"[{self.name}] {self.model!r}, {count_params(self.state.params):,} params | "
-            f"{self.total_steps} steps{spe}, batch {self.batch_size} | {c.optimizer} lr "
+            f"[{self.name}] {self.model!r}, {self.num_params:,} params | "
+            f"{self.total_steps} steps{spe}, batch {self._batch_words()} | {c.optimizer} lr "
             f"{c.learning_rate:g} {c.schedule} | workdir {self.workdir}{resumed}")
         if c.note:
             self.reporter.line(f"[{self.name}] {c.note}")
+
+    def _batch_words(self) -> str:
+        """e.g. '64' on one device, '64 (16 per device; pmap on 4 cpu devices)'."""
+        s = self.strategy
+        if len(s.devices) == 1:
+            return str(self.batch_size)
+        total = self.batch_size * jax.process_count()
+        return f"{total} ({self.batch_size // s.num_local} per device; {s.describe()})"
 
     def _result(self, wall: float) -> Result:
         summary = {
@@ -311,11 +336,12 @@ class _Trainer:
             "epochs": self.step / self.steps_per_epoch if self.steps_per_epoch else 0.0,
             "eval": self.last_eval, "eval_cut": self.eval_cut, "wall_seconds": wall,
             "examples_per_sec": self.examples_seen / max(self.train_seconds, 1e-9),
-            "workdir": self.workdir, "params": count_params(self.state.params),
-            "devices": [str(d) for d in jax.devices()],
+            "workdir": self.workdir, "params": self.num_params,
+            "devices": [str(d) for d in self.strategy.devices],
+            "parallel": self.strategy.describe(),
         }
         line = self.reporter.finish(summary)
-        return Result(self.state, self.last_eval, summary, line)
+        return Result(self.strategy.unreplicate(self.state), self.last_eval, summary, line)
 
 
 def _prepend(first, it):
@@ -337,13 +363,16 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
       config: a ConfigDict or dict of `jaxnets.train.config.default_config()`
         fields to change (None: the defaults). The data fields (dataset,
         batch_size, ...) matter only to `train_and_evaluate`; here `data`
-        already decides them.
+        already decides them. `parallel` and `num_devices` place the run
+        (jaxnets/parallel.py): each batch is split over the devices; in a
+        multi-process run, `data` is this process's part of each batch.
       workdir: logs and checkpoints go here; an existing checkpoint resumes.
       eval_data: eval batches when `data` has none of its own.
       name: the run's name in log lines (default: config.preset).
 
     Returns:
-      Result(state, eval metrics, summary dict, summary line).
+      Result(state, eval metrics, summary dict, summary line); the state is
+      one copy, replicated on the run's devices.
 
     Raises:
       NonFiniteError: a loss or gradient became NaN/Inf.

@@ -8,7 +8,8 @@ Files in the workdir:
   summary.json         the final numbers
 
 A resumed run drops the records after its checkpoint (they will be logged
-again), so the files read as one uninterrupted run.
+again), so the files read as one uninterrupted run. In a multi-process run
+only process 0 writes (and prints); the others' Reporter is silent.
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ class Reporter:
     """Writes progress lines, metrics.jsonl, TensorBoard events and the final plot."""
 
     def __init__(self, workdir: str, name: str, *, start_step: int = 0,
-                 progress: bool = True, stream=None):
+                 progress: bool = True, stream=None, primary: bool = True):
         self.workdir, self.name, self.progress = workdir, name, progress
         self.stream = stream or sys.stdout
+        self.primary = primary
+        if not primary:  # another process writes the files
+            return
         os.makedirs(workdir, exist_ok=True)
         self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
         _truncate_jsonl(self.jsonl_path, start_step)
@@ -94,6 +98,8 @@ class Reporter:
 
     def line(self, text: str, *, show: bool = True) -> None:
         """A line for the terminal (when progress is on) and always for train.log."""
+        if not self.primary:
+            return
         if show and self.progress:
             print(text, file=self.stream, flush=True)
         self.log_file.write(text + "\n")
@@ -101,6 +107,8 @@ class Reporter:
 
     def record(self, step: int, split: str, values: dict) -> None:
         """Appends to metrics.jsonl and TensorBoard (`<split>/<name>` scalars)."""
+        if not self.primary:
+            return
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
         for key, value in values.items():
@@ -127,6 +135,8 @@ class Reporter:
 
     def finish(self, summary: dict) -> str:
         """Writes summary.json and the learning curve; returns the one-line summary."""
+        if not self.primary:
+            return summary_line(summary)
         with open(os.path.join(self.workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         plot_learning_curve(self.jsonl_path, os.path.join(self.workdir, "learning_curve.png"),
@@ -136,6 +146,8 @@ class Reporter:
         return text
 
     def close(self) -> None:
+        if not self.primary:
+            return
         self.tb.close()
         self.log_file.close()
 

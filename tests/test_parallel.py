@@ -1,0 +1,345 @@
+"""Data parallelism (jaxnets/parallel.py): pmap and sharding on fake CPU devices, and
+several processes on localhost, against one-device training on the same global batches.
+
+Fake devices exist only in subprocesses (XLA_FLAGS is read when JAX starts), so the rest of
+the suite keeps its one CPU device. This file is also the subprocesses' program:
+`python tests/test_parallel.py <scenario> <out.json> [args]`.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import flax.linen as nn
+import numpy as np
+import pytest
+
+from jaxnets import parallel
+from jaxnets.train import ArrayData, ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = {"num_epochs": 2, "progress": False, "learning_rate": 0.05, "optimizer": "adam",
+          "log_every_steps": 3, "checkpoint_every_steps": 5}
+TOLERANCE = 1e-5
+
+
+class Net(nn.Module):
+    """Deterministic (no dropout, no BatchNorm): every strategy must give the same numbers."""
+
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, image, *, train=False):
+        x = nn.relu(nn.Dense(16)(image.reshape((image.shape[0], -1))))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(3)(x)
+
+
+def toy_data(process_index=0, process_count=1, eval_batch_size=14):
+    """96 train examples in batches of 16; 50 eval examples in batches of 14 (the last one
+    has 8 real rows). Process p of P gets rows p*16/P.. of every global batch."""
+    def arrays(n, seed):
+        rng = np.random.default_rng(seed)
+        label = rng.integers(0, 3, n).astype(np.int32)
+        image = (rng.normal(size=(n, 4, 4, 1)) + label[:, None, None, None]).astype(np.float32)
+        return {"image": image, "label": label}
+    data = ArrayData(arrays(96, 0), arrays(50, 1), batch_size=16,
+                     eval_batch_size=eval_batch_size)
+    return data if process_count == 1 else ProcessShard(data, process_index, process_count)
+
+
+class ProcessShard:
+    """Process p's rows of each batch of `data`: together, the processes see `data`'s batches."""
+
+    def __init__(self, data, index, count):
+        self.data, self.index, self.count = data, index, count
+        self.steps_per_epoch = data.steps_per_epoch
+
+    def _mine(self, batch):
+        rows = len(batch["label"]) // self.count
+        return {k: v[self.index * rows:(self.index + 1) * rows] for k, v in batch.items()}
+
+    def train_epoch(self, epoch, start_step=0):
+        return map(self._mine, self.data.train_epoch(epoch, start_step))
+
+    def eval_batches(self):
+        return map(self._mine, self.data.eval_batches())
+
+
+def flat_params(params):
+    import jax
+    return [np.asarray(x).tolist() for x in jax.tree.leaves(params)]
+
+
+def max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b))
+
+
+def reference(config, data):
+    """One-device training with no loop and no strategy: jit(train_step) on each batch."""
+    import jax
+    from jaxnets.train.loop import resolve_config
+    from jaxnets.train.model_api import as_model
+    from jaxnets.train.optim import make_optimizer
+    from jaxnets.train.state import create_state
+    from jaxnets.train.steps import eval_step, train_step
+    config = resolve_config(config)
+    steps = config.num_epochs * data.steps_per_epoch
+    tx, _ = make_optimizer(config, steps)
+    batches = [b for e in range(config.num_epochs) for b in data.train_epoch(e)]
+    state = create_state(as_model(Net()), tx, batches[0], config.seed)
+    step = jax.jit(train_step)
+    for batch in batches:
+        state = step(state, batch)[0]
+    sums = [jax.jit(eval_step)(state, b) for b in data.eval_batches()]
+    correct, count = (sum(float(getattr(m, k)) for m in sums) for k in ("correct", "count"))
+    return flat_params(state.params), {"accuracy": correct / count, "examples": int(count)}
+
+
+# -- the subprocesses' scenarios ----------------------------------------------------------
+
+
+def scenario_devices(out):
+    """On 4 fake devices: every strategy and device count, a batch that does not split, and
+    dropout under pmap."""
+    import tempfile
+
+    from jaxnets.train import fit
+    data = toy_data()
+    ref_params, ref_eval = reference(CONFIG, data)
+    runs = {}
+    for strategy in parallel.STRATEGIES:
+        for n in (1, 2, 4):
+            config = {**CONFIG, "parallel": strategy, "num_devices": n}
+            result = fit(Net(), data, config, tempfile.mkdtemp())
+            runs[f"{strategy}/{n}"] = {"diff": max_diff(flat_params(result.state.params),
+                                                         ref_params),
+                                       "eval": result.eval, "parallel": result.summary["parallel"]}
+    try:
+        fit(Net(), ArrayData(data.train, None, batch_size=6), {**CONFIG, "num_devices": 4},
+            tempfile.mkdtemp())
+        error = None
+    except ConfigError as e:
+        error = str(e)
+    json.dump({"reference_eval": ref_eval, "runs": runs, "error": error,
+               "dropout": dropout_differs_per_device()}, open(out, "w"))
+
+
+def dropout_differs_per_device():
+    """pmap on 4 devices, each given the same 4 rows, against pmap on 1 device with those rows.
+
+    The same dropout key on every device would make the 4 gradients equal and the two runs
+    agree; keys folded with the device index make them differ."""
+    import tempfile
+
+    from jaxnets.train import fit
+    rows = toy_data().train
+    slice4 = {k: v[:4] for k, v in rows.items()}
+    tiled = {k: np.concatenate([v] * 4) for k, v in slice4.items()}  # device i: rows 4i..4i+3
+    config = {**CONFIG, "num_epochs": 0, "num_steps": 3}
+    one = fit(Net(dropout=0.5), [slice4], {**config, "num_devices": 1}, tempfile.mkdtemp())
+    four = fit(Net(dropout=0.5), [tiled], {**config, "num_devices": 4}, tempfile.mkdtemp())
+    return max_diff(flat_params(one.state.params), flat_params(four.state.params))
+
+
+def scenario_process(out, port, process_id, workdir):
+    """One of 2 processes (2 fake devices each): pmap, sharding, then resuming the pmap run."""
+    from jaxnets.train import fit
+    parallel.initialize_distributed(f"127.0.0.1:{port}", 2, int(process_id), timeout_s=60)
+    data = toy_data(int(process_id), 2)
+    result = {}
+    for name, strategy in (("pmap", "pmap"), ("sharding", "sharding"), ("again", "pmap")):
+        run = fit(Net(), data, {**CONFIG, "parallel": strategy},
+                  os.path.join(workdir, "sharding" if name == "sharding" else "pmap"))
+        result[name] = {"params": flat_params(run.state.params), "eval": run.eval,
+                        "start_step": run.summary["start_step"]}
+    json.dump(result, open(out, "w"))
+
+
+def scenario_unreachable(out, port):
+    parallel.initialize_distributed(f"127.0.0.1:{port}", 2, 1, timeout_s=3)
+    json.dump({"connected": True}, open(out, "w"))  # never reached
+
+
+SCENARIOS = {"devices": scenario_devices, "process": scenario_process,
+             "unreachable": scenario_unreachable}
+
+
+def start(scenario, out, *args, devices=1):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, __file__, scenario, str(out), *map(str, args)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=240):
+    """(exit status, output) of a subprocess, killed after `timeout` seconds."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        pytest.fail(f"subprocess still running after {timeout} s:\n{output[-3000:]}")
+    return proc.returncode, output
+
+
+# -- in this process: no devices needed ----------------------------------------------------
+
+
+def test_batch_that_does_not_split_names_both_numbers_and_a_fix():
+    parallel.check_batch_size(16, 4)
+    with pytest.raises(ConfigError, match=r"batch size 10 does not split evenly over 4 devices "
+                                          r"\(10/4 = 2.5 per device\).*e.g. 8 or 12"):
+        parallel.check_batch_size(10, 4)
+
+
+def test_eval_padding_masks_the_new_rows_and_keeps_the_old_mask():
+    batch = {"image": np.ones((5, 2), np.float32), "label": np.arange(5)}
+    padded = parallel.pad_batch(batch, 4)
+    assert padded["image"].shape == (8, 2) and padded["mask"].tolist() == [1] * 5 + [0] * 3
+    masked = parallel.pad_batch({**batch, "mask": np.array([1, 1, 1, 0, 0], np.float32)}, 2)
+    assert masked["mask"].tolist() == [1, 1, 1, 0, 0, 0]
+    assert parallel.pad_batch(batch, 5) is batch
+
+
+def test_multi_process_flags_go_together_and_a_single_process_needs_none(monkeypatch):
+    for var in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    assert parallel.initialize_distributed() is False
+    with pytest.raises(ConfigError, match="missing --coordinator_address, --process_id"):
+        parallel.initialize_distributed(num_processes=2)
+    with pytest.raises(ConfigError, match=r"--process_id=2 must be in 0..1"):
+        parallel.initialize_distributed("127.0.0.1:1", 2, 2)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert parallel.detected_cluster() == "SLURM"
+
+
+def test_prefetch_raises_a_source_error_only_after_the_batches_before_it():
+    def source():
+        yield {"x": np.zeros(2)}
+        yield {"x": np.ones(2)}
+        raise KeyboardInterrupt
+
+    batches = parallel.prefetch(source(), lambda b: b, size=3)
+    assert next(batches)["x"][0] == 0 and next(batches)["x"][0] == 1
+    with pytest.raises(KeyboardInterrupt):
+        next(batches)
+
+
+def test_launcher_stops_every_process_when_one_fails_or_time_runs_out():
+    from jaxnets.experiments import launch
+
+    def procs(*codes):
+        return [subprocess.Popen([sys.executable, "-c", code]) for code in codes]
+    sleeper = "import time; time.sleep(60)"
+    started = time.monotonic()
+    running = procs(sleeper, "raise SystemExit(3)")
+    assert launch.wait_all(running, timeout=60) == 3 and running[0].poll() is not None
+    assert launch.wait_all(procs(sleeper), timeout=0.5) == launch.TIMED_OUT
+    assert launch.wait_all(procs("pass", "pass"), timeout=60) == 0
+    assert time.monotonic() - started < 30
+
+
+# -- fake devices, in a subprocess -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def on_four_devices(tmp_path_factory):
+    out = tmp_path_factory.mktemp("devices") / "out.json"
+    code, output = finish(start("devices", out, devices=4))
+    assert code == 0, output[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", [f"{s}/{n}" for s in ("pmap", "sharding") for n in (1, 2, 4)])
+def test_training_on_1_2_4_devices_matches_one_device(on_four_devices, run):
+    result = on_four_devices["runs"][run]
+    assert result["diff"] <= TOLERANCE, result
+    assert result["parallel"].startswith(run.split("/")[0])
+
+
+@pytest.mark.slow
+def test_eval_counts_every_example_once_with_an_uneven_last_batch(on_four_devices):
+    expected = on_four_devices["reference_eval"]  # 50 = 3 x 14 + 8; 14 rows pad to 16 on 4
+    assert expected["examples"] == 50
+    for run, result in on_four_devices["runs"].items():
+        assert result["eval"]["examples"] == 50, run
+        assert result["eval"]["accuracy"] == pytest.approx(expected["accuracy"]), run
+
+
+@pytest.mark.slow
+def test_a_train_batch_that_does_not_split_is_refused_and_dropout_differs_per_device(
+        on_four_devices):
+    assert "batch size 6 does not split evenly over 4 devices" in on_four_devices["error"]
+    assert on_four_devices["dropout"] > 1e-4
+
+
+# -- several processes on localhost ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_processes_train_to_the_parameters_of_one(tmp_path):
+    workdir, port = tmp_path / "run", _free_port()
+    procs = [start("process", tmp_path / f"p{i}.json", port, i, workdir, devices=2)
+             for i in range(2)]
+    outputs = [finish(p) for p in procs]
+    for code, output in outputs:
+        assert code == 0, output[-3000:]
+    ref_params, ref_eval = reference(CONFIG, toy_data())
+    results = [json.loads((tmp_path / f"p{i}.json").read_text()) for i in range(2)]
+    for result in results:
+        for name in ("pmap", "sharding", "again"):
+            assert max_diff(result[name]["params"], ref_params) <= TOLERANCE, name
+            assert result[name]["eval"]["examples"] == 50
+            assert result[name]["eval"]["accuracy"] == pytest.approx(ref_eval["accuracy"])
+        assert result["again"]["start_step"] == 12  # resumed from the shared checkpoint
+    for run in ("pmap", "sharding"):  # logs and checkpoints written once, by process 0
+        log = (workdir / run / "train.log").read_text()
+        assert log.count("step 6/12 ") == 1 and log.count("eval at step 12 ") == 1 + (
+            run == "pmap"), log
+        assert sorted(os.listdir(workdir / run / "checkpoints")) == ["10", "12", "5"]
+
+
+@pytest.mark.slow
+def test_a_process_that_cannot_reach_its_peers_fails_with_a_clear_message(tmp_path):
+    started = time.monotonic()
+    code, output = finish(start("unreachable", tmp_path / "out.json", _free_port()), timeout=120)
+    assert code == 1 and time.monotonic() - started < 60, output[-3000:]
+    assert ("process 1 of 2 could not reach its peers through 127.0.0.1:" in output
+            and "within 3 s" in output), output[-3000:]
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.slow
+def test_launch_runs_a_preset_in_two_processes_each_on_its_own_shard(tmp_path):
+    import data_fixtures  # the data tests' offline fixtures: mnist5k's test split has 30
+    data_dir = data_fixtures.prepared_data_dir()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "jaxnets.experiments.launch", "--num_processes=2",
+               "--devices_per_process=2", "--timeout=240", "--", "--model=lenet_mnist",
+               "--config.smoke=True", "--config.eval_max_batches=0", "--parallel=sharding",
+               f"--config.data_dir={data_dir}", f"--workdir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [line for line in result.stdout.splitlines()
+                 if line.startswith("lenet_mnist: test accuracy")]
+    assert len(summaries) == 1 and "30 examples" in summaries[0], result.stdout
+    assert "batch 16 (4 per device; sharding on 4 cpu devices in 2 processes)" in result.stdout
+    assert (tmp_path / "checkpoints" / "8").is_dir()
+
+
+def _free_port():
+    from jaxnets.experiments.launch import free_port
+    return free_port()
+
+
+if __name__ == "__main__":
+    SCENARIOS[sys.argv[1]](*sys.argv[2:])
