@@ -28,6 +28,7 @@ from jaxnets.data.sequence_tasks import EOS
 
 MODEL_FILE = "model.json"
 VOCAB_FILE = "vocab.json"
+SOURCE_VOCAB_FILE = "source_vocab.json"
 SENTIMENT_NAMES = ("negative", "positive")
 
 
@@ -92,6 +93,7 @@ class Run:
     params: dict
     vocab: object              # Vocabulary (text), Symbols (sequence tasks) or None
     sizes: dict                # what the model was sized by (input_shape, vocab_size, ...)
+    source_vocab: object = None  # translation: the input side's Symbols
 
     def classify(self, text: str) -> tuple[str, float]:
         """(label, probability) of a sentence for a many-to-one text classifier."""
@@ -104,17 +106,22 @@ class Run:
         names = SENTIMENT_NAMES if len(probs) == 2 else [str(i) for i in range(len(probs))]
         return names[label], float(probs[label])
 
-    def translate(self, number: str) -> str:
-        """Number words for a digit string, by greedy decoding."""
-        digits = number.strip()
-        if not (digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 4):
-            raise ValueError(f"translate takes a whole number 0..9999 written in digits, "
-                             f"got {number!r}")
-        ids = sequence_tasks.NUMBER_SOURCE.ids(digits)
-        source = np.zeros((1, 4), np.int32)
+    def translate(self, text: str) -> str:
+        """The target text for a source text (e.g. '1234'), by greedy decoding."""
+        max_length = self.sizes["input_shape"][0]
+        if self.source_vocab == sequence_tasks.NUMBER_SOURCE:
+            digits = text.strip()
+            if not (digits.isascii() and digits.isdigit() and 1 <= len(digits) <= max_length):
+                raise ValueError(f"this run translates whole numbers 0..9999 written in "
+                                 f"digits, got {text!r}")
+        ids = self.source_vocab.encode(text.strip())[:max_length]
+        if not ids:
+            raise ValueError(f"nothing to translate in {text!r}")
+        source = np.zeros((1, max_length), np.int32)
         source[0, :len(ids)] = ids
         out = generate(self.module, self.params,
-                       {"source": source, "source_lengths": np.array([len(ids)])}, 8)
+                       {"source": source, "source_lengths": np.array([len(ids)])},
+                       max(8, 2 * max_length))  # decode() stops reading at EOS
         return self.vocab.decode(out[0])
 
     def caption(self, image: np.ndarray) -> str:
@@ -184,8 +191,9 @@ def load_run(workdir: str) -> Run:
                         dtype=None if spec["dtype"] == "float32" else jnp.dtype(spec["dtype"]))
     if not isinstance(model, FlaxModel):
         raise ValueError(f"{workdir}: prediction needs a Flax module, got {model!r}")
-    return Run(workdir, config, model.module, _restore_params(workdir), _load_vocab(workdir),
-               sizes)
+    return Run(workdir, config, model.module, _restore_params(workdir),
+               _load_vocab(os.path.join(workdir, VOCAB_FILE)), sizes,
+               _load_vocab(os.path.join(workdir, SOURCE_VOCAB_FILE)))
 
 
 def _restore_params(workdir: str):
@@ -201,8 +209,7 @@ def _restore_params(workdir: str):
     return jax.tree.map(jnp.asarray, restored.state["params"])
 
 
-def _load_vocab(workdir: str):
-    path = os.path.join(workdir, VOCAB_FILE)
+def _load_vocab(path: str):
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:

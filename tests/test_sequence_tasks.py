@@ -78,3 +78,34 @@ def test_tasks_load_by_name_from_the_embedded_datasets():
     numbers = data.get_dataset("number_words", batch_size=8, eval_batch_size=300)
     assert (numbers.num_train, numbers.num_eval, numbers.eval_steps) == (9000, 1000, 4)
     assert sum(b["mask"].sum() for b in numbers.eval_batches()) == 1000
+
+
+def test_tfds_translation_code_path_with_mock_data(monkeypatch):
+    import tensorflow_datasets as tfds
+    from jaxnets import data
+    from jaxnets.data import public
+    monkeypatch.setattr(public, "check_reachable", lambda *args, **kwargs: None)
+    with tfds.testing.mock_data(num_examples=12):
+        ds = data.get_dataset("ted_hrlr_translate/pt_to_en", batch_size=4, max_length=10)
+    batch = next(ds.train_epoch(0))
+    assert batch["source"].shape == (4, 10) and batch["tokens"].shape == (4, 11)
+    assert (batch["tokens"][:, 0] == st.BOS).all() and ds.source_vocab.unit == "words"
+    assert ds.num_train == 12 and sum(b["mask"].sum() for b in ds.eval_batches()) == 12
+
+
+def test_offline_translation_dataset_fails_fast_naming_the_alternative(monkeypatch, tmp_path):
+    from jaxnets import data
+    from jaxnets.data import public
+
+    def unreachable(spec, data_dir, timeout):
+        raise data.DatasetUnavailableError(public.offline_message(spec, data_dir, "refused"))
+
+    monkeypatch.setattr(public, "check_reachable", unreachable)
+    with pytest.raises(data.DatasetUnavailableError, match="--dataset=number_words"):
+        data.get_dataset("ted_hrlr_translate/pt_to_en", batch_size=4, data_dir=str(tmp_path))
+
+
+def test_word_symbols_map_unknown_words_to_unk():
+    symbols = st.word_symbols(["the film was good", "the plot"], max_size=20)
+    ids = symbols.encode("The film was splendid")
+    assert symbols.decode(ids) == "the film was <unk>"

@@ -43,7 +43,8 @@ class ArrayData:
       seed: shuffling seed; epoch e of seed s is always the same order.
       process_index, process_count: this process's shard (multi-host).
       name, kind, num_classes, input_shape, vocab: what the data is, for the
-        code that builds a model for it (as on `jaxnets.data.Dataset`).
+        code that builds a model for it (as on `jaxnets.data.Dataset`);
+        source_vocab: the input side's vocabulary of a translation task.
 
     Example:
         >>> data = ArrayData({"image": np.zeros((10, 4, 4, 1), np.float32),
@@ -56,7 +57,7 @@ class ArrayData:
                  batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
                  process_index: int = 0, process_count: int = 1, name: str = "arrays",
                  kind: str = "arrays", num_classes: int | None = None,
-                 input_shape: tuple | None = None, vocab=None):
+                 input_shape: tuple | None = None, vocab=None, source_vocab=None):
         train = {k: np.asarray(v) for k, v in train.items()}
         eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
         total_train, total_eval = _rows(train), (0 if eval is None else _rows(eval))
@@ -66,7 +67,7 @@ class ArrayData:
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = seed
         self.name, self.kind, self.num_classes = name, kind, num_classes
-        self.input_shape, self.vocab = input_shape, vocab
+        self.input_shape, self.vocab, self.source_vocab = input_shape, vocab, source_vocab
         self.num_train = _rows(self.train)
         self.num_eval = 0 if self.eval is None else _rows(self.eval)
         # the same on every process, so multi-host steps stay in lockstep

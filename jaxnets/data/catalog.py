@@ -64,6 +64,9 @@ _SPECS += [  # the RNN modes' sequence tasks: numpy arrays, see sequence_tasks.p
     DatasetSpec("digit_captions", "sequence", "strips of 1-4 real MNIST digits (mnist5k) "
                 "captioned with their words ('seven three'), 12,000/1,000 strips", "image",
                 embedded=True),
+    DatasetSpec("ted_hrlr_translate/pt_to_en", "sequence", "TED talk transcripts, "
+                "Portuguese -> English, ~51,800 training sentence pairs (word level)", "pt",
+                probe_url="http://www.phontron.com/data/", alternative="number_words"),
     DatasetSpec("rt_chars", "sequence", "the characters of the Rotten Tomatoes sentences "
                 "(rt_sentences), next-character prediction", "tokens", embedded=True),
 ]

@@ -16,13 +16,17 @@ share one layout: `tokens` (BOS then the output, teacher forcing), `lengths`,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
 
 import numpy as np
 
+from jaxnets.data.tokenizer import tokenize
+
 PAD, BOS, EOS = 0, 1, 2
+UNK = "<unk>"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
                "nine")
 _TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
@@ -33,9 +37,15 @@ _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eigh
 
 @dataclasses.dataclass(frozen=True)
 class Symbols:
-    """Ids of a task's symbols: 0 PAD, 1 BOS, 2 EOS, then `symbols` in order."""
+    """Ids of a task's symbols: 0 PAD, 1 BOS, 2 EOS, then `symbols` in order.
+
+    `unit` says how text splits into symbols: "words" (the jaxnets tokenizer)
+    or "chars". A symbol set that holds UNK encodes unknown words as UNK;
+    otherwise an unknown symbol is an error.
+    """
 
     symbols: tuple[str, ...]
+    unit: str = "words"
 
     @property
     def size(self) -> int:
@@ -46,13 +56,18 @@ class Symbols:
 
     def ids(self, sequence) -> list[int]:
         index = {s: i + 3 for i, s in enumerate(self.symbols)}
+        unknown = index.get(UNK)
         try:
-            return [index[s] for s in sequence]
+            return [index[s] if unknown is None else index.get(s, unknown) for s in sequence]
         except KeyError as e:
             raise ValueError(f"symbol {e.args[0]!r} is not in this task's vocabulary "
                              f"({len(self.symbols)} symbols)") from None
 
-    def decode(self, ids, sep: str = " ") -> str:
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids, split into characters or words as `unit` says."""
+        return self.ids(text if self.unit == "chars" else tokenize(text))
+
+    def decode(self, ids, sep: str | None = None) -> str:
         """Ids up to the first EOS -> text; PAD and BOS are dropped."""
         out = []
         for i in map(int, ids):
@@ -60,16 +75,25 @@ class Symbols:
                 break
             if i > EOS:
                 out.append(self.symbols[i - 3])
-        return sep.join(out)
+        return ("" if self.unit == "chars" else " ").join(out) if sep is None else sep.join(out)
 
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"symbols": list(self.symbols)}, f, ensure_ascii=False)
+            json.dump({"symbols": list(self.symbols), "unit": self.unit}, f,
+                      ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Symbols":
         with open(path, encoding="utf-8") as f:
-            return cls(tuple(json.load(f)["symbols"]))
+            saved = json.load(f)
+        return cls(tuple(saved["symbols"]), saved.get("unit", "words"))
+
+
+def word_symbols(texts, max_size: int) -> Symbols:
+    """UNK and the most frequent words of the training texts (ties alphabetical)."""
+    counts = collections.Counter(w for t in texts for w in tokenize(t))
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))[: max_size - 4]
+    return Symbols((UNK, *ranked))
 
 
 def number_to_words(n: int) -> list[str]:
@@ -95,7 +119,7 @@ def number_to_words(n: int) -> list[str]:
     return words
 
 
-NUMBER_SOURCE = Symbols(tuple("0123456789"))
+NUMBER_SOURCE = Symbols(tuple("0123456789"), unit="chars")
 NUMBER_TARGET = Symbols(tuple(sorted(
     set(DIGIT_WORDS) | set(_TEENS) | set(_TENS[2:]) | {"hundred", "thousand"})))
 CAPTION_WORDS = Symbols(DIGIT_WORDS)
@@ -166,7 +190,7 @@ def digit_captions(images: np.ndarray, labels: np.ndarray, count: int, seed: int
 
 def char_symbols(texts) -> Symbols:
     """The characters of the training texts, sorted (the LM's vocabulary)."""
-    return Symbols(tuple(sorted({c for t in texts for c in t})))
+    return Symbols(tuple(sorted({c for t in texts for c in t})), unit="chars")
 
 
 def char_lm(texts, symbols: Symbols, max_length: int = 256) -> dict[str, np.ndarray]:
@@ -183,7 +207,7 @@ CAPTION_SHAPE = (28, 28 * 4, 1)
 
 
 def _tfds_arrays(name: str, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
-    """A whole split of an embedded TFDS dataset as numpy arrays (fixed order)."""
+    """A whole split of a TFDS dataset as numpy arrays (fixed order)."""
     from jaxnets.data import pipeline, public  # TensorFlow: only here
     builder = public.prepared_builder(name, data_dir)
     ds = pipeline.read(builder, split)
@@ -193,7 +217,7 @@ def _tfds_arrays(name: str, split: str, data_dir: str | None) -> dict[str, np.nd
 
 def _number_words(data_dir):
     train, test = number_words()
-    return train, test, NUMBER_TARGET, {"input_shape": (4,)}
+    return train, test, NUMBER_TARGET, {"input_shape": (4,), "source_vocab": NUMBER_SOURCE}
 
 
 def _digit_captions(data_dir):
@@ -213,8 +237,41 @@ def _rt_chars(data_dir, max_length=256):
             {"input_shape": (max_length,)})
 
 
+def translation_arrays(sources, targets, source_symbols, target_symbols, max_length):
+    """Seq2seq arrays for parallel texts; both sides cut to max_length words."""
+    encoded = [source_symbols.encode(t)[:max_length] for t in sources]
+    source = np.zeros((len(encoded), max_length), np.int32)
+    for i, ids in enumerate(encoded):
+        source[i, :len(ids)] = ids
+    out = decoder_arrays([target_symbols.encode(t) for t in targets], max_length + 1)
+    return {"source": source, "source_lengths": np.array([max(len(e), 1) for e in encoded],
+                                                           np.int32), **out}
+
+
+def _tfds_translation(name, data_dir, max_length=40, vocab_size=8000):
+    """A public TFDS translation dataset (e.g. ted_hrlr_translate/pt_to_en), word level.
+
+    Vocabularies come from the train split only; the eval split is the catalog's.
+    """
+    from jaxnets.data import catalog, public
+    spec = catalog.spec_for(name)
+    builder = public.prepared_builder(name, data_dir)  # fails fast when offline
+    source_key, target_key = builder.info.supervised_keys
+    text = lambda rows, key: [r.decode("utf-8") for r in rows[key]]  # noqa: E731
+    train = _tfds_arrays(name, "train", data_dir)
+    test = _tfds_arrays(name, spec.eval_split, data_dir)
+    source_symbols = word_symbols(text(train, source_key), vocab_size)
+    target_symbols = word_symbols(text(train, target_key), vocab_size)
+    make = lambda rows: translation_arrays(  # noqa: E731
+        text(rows, source_key), text(rows, target_key), source_symbols, target_symbols,
+        max_length)
+    return make(train), make(test), target_symbols, {
+        "input_shape": (max_length,), "source_vocab": source_symbols}
+
+
 TASKS = {"number_words": _number_words, "digit_captions": _digit_captions,
          "rt_chars": _rt_chars}
+TRANSLATION_PREFIXES = ("ted_hrlr_translate",)
 
 
 def load(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
@@ -225,8 +282,12 @@ def load(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed
     Its `vocab` is the output `Symbols` (save it with the run for prediction).
     """
     from jaxnets.data.arrays import ArrayData
-    options = {"max_length": max_length} if (name == "rt_chars" and max_length) else {}
-    train, test, symbols, meta = TASKS[name](data_dir, **options)
+    options = {"max_length": max_length} if max_length and name not in (
+        "number_words", "digit_captions") else {}
+    if name.startswith(TRANSLATION_PREFIXES):
+        train, test, symbols, meta = _tfds_translation(name, data_dir, **options)
+    else:
+        train, test, symbols, meta = TASKS[name](data_dir, **options)
     return ArrayData(train, test, batch_size=batch_size, eval_batch_size=eval_batch_size,
                      seed=seed, process_index=process_index, process_count=process_count,
                      name=name, kind="sequence", vocab=symbols, **meta)

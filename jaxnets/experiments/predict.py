@@ -16,7 +16,8 @@ from jaxnets.experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The --workdir of a finished run.", required=True)
 _TEXT = flags.DEFINE_string("text", None, "A sentence to classify (rnn_sentiment runs).")
-_NUMBER = flags.DEFINE_string("number", None, "0..9999 to write in words (rnn_translate runs).")
+_NUMBER = flags.DEFINE_string("number", None, "0..9999 to write in words (rnn_translate runs); "
+                              "with a TFDS translation run, any source sentence.")
 _IMAGE = flags.DEFINE_string("image", None, "A PNG of 1-4 white-on-black digits to caption.")
 _EVAL_EXAMPLE = flags.DEFINE_integer("eval_example", None,
                                      "Caption test strip K of the run's dataset.")

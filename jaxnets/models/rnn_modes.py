@@ -31,11 +31,13 @@ class RNNClassifier(nn.Module):
     embed_dim: int = 64
     hidden_size: int = 128
     cell: str = "vanilla"
-    dropout: float = 0.0
+    dropout: float = 0.0         # on the final hidden state, in training
+    embed_dropout: float = 0.0   # on the word vectors, in training
 
     @nn.compact
     def __call__(self, tokens, lengths, *, train: bool = False):
         x = nn.Embed(self.vocab_size, self.embed_dim, name="embed")(tokens)
+        x = nn.Dropout(self.embed_dropout, deterministic=not train)(x)
         rnn = RNN(self.hidden_size, self.cell, name="rnn")
         carry, _ = rnn(x, length_mask(lengths, tokens.shape[1]))
         h = nn.Dropout(self.dropout, deterministic=not train)(rnn.hidden(carry))

@@ -19,6 +19,7 @@ from jaxnets.train.loop import Result, fit, resolve_config
 from jaxnets.train.model_api import Model, build_model
 
 VOCAB_FILE = "vocab.json"
+SOURCE_VOCAB_FILE = "source_vocab.json"
 
 
 def load_dataset(config, workdir: str):
@@ -43,19 +44,27 @@ def load_dataset(config, workdir: str):
         dataset = data.get_dataset(config.dataset, **kwargs)
     except ValueError as e:  # an option that does not fit this dataset
         raise ConfigError(f"dataset {config.dataset!r}: {e}") from None
+    if jax.process_index() != 0:  # the workdir's files are written once, by process 0
+        return dataset
     if getattr(dataset, "vocab", None) is not None and not os.path.exists(vocab_path):
         os.makedirs(workdir, exist_ok=True)
         dataset.vocab.save(vocab_path)
+    if getattr(dataset, "source_vocab", None) is not None:  # translation: the input side
+        dataset.source_vocab.save(os.path.join(workdir, SOURCE_VOCAB_FILE))
     return dataset
 
 
 def model_sizes(dataset) -> dict:
     """What a model factory may take from the data: classes, input shape, vocabulary."""
     vocab = getattr(dataset, "vocab", None)
+    source_vocab = getattr(dataset, "source_vocab", None)  # translation tasks
     shape = getattr(dataset, "input_shape", None)
-    return {"num_classes": getattr(dataset, "num_classes", None),
-            "input_shape": list(shape) if shape is not None else None,
-            "vocab_size": len(vocab) if vocab is not None else None}
+    sizes = {"num_classes": getattr(dataset, "num_classes", None),
+             "input_shape": list(shape) if shape is not None else None,
+             "vocab_size": len(vocab) if vocab is not None else None}
+    if source_vocab is not None:
+        sizes.update(source_vocab_size=len(source_vocab), target_vocab_size=len(vocab))
+    return sizes
 
 
 def model_from_config(config, dataset) -> Model:
@@ -97,7 +106,8 @@ def train_and_evaluate(config, workdir: str) -> Result:
     workdir = os.path.abspath(workdir)
     dataset = load_dataset(config, workdir)
     model = model_from_config(config, dataset)
-    inference.save_model_spec(workdir, config, model_sizes(dataset))
+    if jax.process_index() == 0:
+        inference.save_model_spec(workdir, config, model_sizes(dataset))
     result = fit(model, dataset, config, workdir)
     if getattr(dataset, "kind", None) == "sequence":
         extra = evaluate_generation(model, result, dataset)
@@ -107,8 +117,8 @@ def train_and_evaluate(config, workdir: str) -> Result:
 
 
 def _report_generation(workdir: str, extra: dict) -> None:
-    """Prints the sequence measures and adds them to summary.json."""
-    if not extra:
+    """Prints the sequence measures and adds them to summary.json (process 0)."""
+    if not extra or jax.process_index() != 0:
         return
     for key, value in extra.items():
         if key == "samples":

@@ -26,7 +26,7 @@ def get_config():
     c.dataset = "digit_captions"
     c.batch_size = 64
     c.eval_batch_size = 500
-    c.num_epochs = 8
+    c.num_epochs = 5
     c.optimizer = "adam"
     c.learning_rate = 2e-3
     c.schedule = "cosine"
