@@ -4,11 +4,18 @@ The lecture's advice, "read all data into RAM, use multiple CPU threads to prefe
 pipelines (TensorFlow runs on the CPU only; nothing here touches a JAX device):
 
   train: TFDS split (this process's shard) -> decode + resize/tokenize -> cache in RAM
-         -> shuffle with a seed derived from (seed, epoch) -> [stateless augmentation,
-         parallel map] -> batch (drop remainder) -> normalize + mask -> prefetch
+         -> shuffle with a seed derived from (seed, epoch) -> batch (drop remainder)
+         -> [fit to the model's input] -> [stateless augmentation of the whole batch]
+         + normalize + mask, parallel map
+         -> prefetch -> numpy in a background thread, a few batches ahead
   eval:  shard -> ... -> cache -> batch -> normalize + mask -> prefetch; the last partial
          batch is padded with zeros and mask 0, and every process yields the same number of
          batches (extra all-padding ones) so multi-host evaluation stays in step.
+
+Speed (input stall, jaxnets/benchmark/stall.py): augmentation works on whole batches (one
+vectorized gather instead of a crop per image), and a host thread turns tf.data's batches
+into numpy ahead of the consumer, so the training thread's `next()` only takes a ready
+batch from a queue (lenet_mnist: ~0.7 ms -> ~0.02 ms per batch).
 
 Batches (numpy): images `image` float32[B, H, W, C] (normalized), `label` int32[B],
 `mask` float32[B]; text `tokens` int32[B, T] (0 = PAD, right-padded), `lengths` int32[B],
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,7 +50,8 @@ class Source:
     finish: Callable               # tf: batch -> batch with the final keys, dtypes and mask
     input_shape: tuple
     num_classes: int
-    augment: Callable | None = None   # tf: (example, seed int64[2]) -> example; stateless
+    augment: Callable | None = None   # tf: (batch, seed int64[2]) -> batch; stateless
+    fit: Callable | None = None       # tf: batch -> batch, first thing after batching
     post: Callable[[Batch], Batch] = lambda batch: batch  # numpy, after batching
     vocab: Vocabulary | None = None
     eval_texts: list[str] | None = None
@@ -84,24 +94,27 @@ class Dataset:
             raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
                              f"(steps_per_epoch of {self.name})")
         ds = self._train_pipeline(seed_for(self.seed, epoch), start_step)
-        return (self.source.post(batch) for batch in ds.as_numpy_iterator())
+        return background((self.source.post(batch) for batch in ds.as_numpy_iterator()))
 
     def _train_pipeline(self, epoch_seed: int, start_step: int):
         tf = import_tf()
         ds = self.source.train.shuffle(max(self.source.num_train, 1), seed=epoch_seed,
                                        reshuffle_each_iteration=False)
-        ds = ds.take(self.steps_per_epoch * self.batch_size).enumerate()  # position -> seed
+        ds = ds.take(self.steps_per_epoch * self.batch_size)
         ds = ds.skip(start_step * self.batch_size)
-        augment = self.source.augment
-        if augment is None:
-            ds = ds.map(lambda position, example: example)
-        else:
-            ds = ds.map(lambda position, example: augment(
-                example, tf.stack([tf.constant(epoch_seed, tf.int64), position])),
-                num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(self.batch_size, drop_remainder=True)
-        ds = ds.map(self.source.finish, num_parallel_calls=tf.data.AUTOTUNE)
+        augment, finish, fit = self.source.augment, self.source.finish, self._fit
+        if augment is None:
+            ds = ds.map(lambda batch: finish(fit(batch)), num_parallel_calls=tf.data.AUTOTUNE)
+        else:  # batch k of the epoch draws from (epoch seed, k): a resumed epoch matches
+            ds = ds.enumerate(start=start_step).map(
+                lambda k, batch: finish(augment(fit(batch), tf.stack(
+                    [tf.constant(epoch_seed, tf.int64), k]))),
+                num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _fit(self, batch):
+        return batch if self.source.fit is None else self.source.fit(batch)
 
     def eval_batches(self) -> Iterator[Batch]:
         """Yields `eval_steps` batches covering every eval example of this shard exactly once.
@@ -110,7 +123,8 @@ class Dataset:
         """
         tf = import_tf()
         ds = self.source.eval.batch(self.eval_batch_size)
-        ds = ds.map(self.source.finish, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda batch: self.source.finish(self._fit(batch)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.prefetch(tf.data.AUTOTUNE)
         emitted = 0
         for batch in ds.as_numpy_iterator():
@@ -126,6 +140,73 @@ class Dataset:
         if self.source.eval_texts is None:
             raise ValueError(f"eval_texts() is for text datasets; {self.name!r} is {self.kind}")
         return list(self.source.eval_texts)
+
+
+def background(iterator: Iterator[Any], size: int = 3) -> Iterator[Any]:
+    """The items of `iterator`, produced by a host thread up to `size` ahead, in order.
+
+    The consumer's `next()` takes a ready item (or waits for one); an exception of the
+    producer is raised there, after the items before it. Closing or dropping the
+    returned iterator stops the thread at its next item.
+    """
+    return _Background(iter(iterator), size)
+
+
+class _Background:
+    _DONE = object()
+
+    def __init__(self, iterator: Iterator[Any], size: int):
+        self._items: queue.Queue = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._finished = False
+        threading.Thread(target=self._produce, args=(iterator, self._items, self._stop),
+                         name="jaxnets-host-prefetch", daemon=True).start()
+
+    @classmethod
+    def _produce(cls, iterator, items: queue.Queue, stop: threading.Event) -> None:
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(cls._DONE)
+        except BaseException as e:  # noqa: BLE001 - raised in the consumer, in order
+            put(_Failure(e))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        item = self._items.get()
+        if item is self._DONE or isinstance(item, _Failure):
+            self._finished = True
+            self._stop.set()
+            if item is self._DONE:
+                raise StopIteration
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+
+    def __del__(self):
+        self._stop.set()
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def seed_for(seed: int, epoch: int) -> int:

@@ -9,16 +9,25 @@ Every spec has:
   output_shape(in_shape) -> out_shape     (raises ValueError on a bad layer)
   params(in_shape), flops(in_shape)       (the lecture's counts)
   __call__(x, train=...)                  (inside a compact Flax module)
+
+What a layer computes is fixed by its spec; *how* is chosen per layer and backend
+(`impl="auto"`): on the CPU, where XLA's convolution is slow for few channels and for
+strides, and its max-pool gradient (select-and-scatter) is slower still, CONV and POOL
+run as the same functions written with matrix multiplications and fused elementwise
+ops (see "How the layers compute" below). `impl="xla"` keeps XLA's own ops (the
+reference: the summary's FLOP check compiles it, and tests compare both).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnets import conv_arithmetic as ca
 
@@ -32,6 +41,7 @@ class Conv:
     window: int
     stride: int = 1
     padding: int = 0
+    impl: str = "auto"   # "auto" (fastest here), "xla", "rows", "im2col", any + "_s2d"
 
     def output_shape(self, in_shape):
         return ca.conv_output_shape(in_shape, self.features, self.window,
@@ -48,13 +58,18 @@ class Conv:
                                       self.stride, self.padding)
 
     def flax_layer(self, use_bias=True, dtype=None):
+        """The layer as Flax's nn.Conv (XLA's convolution): the reference lowering."""
         pad = ((self.padding, self.padding),) * 2
         return nn.Conv(self.features, (self.window, self.window),
                        strides=self.stride, padding=pad, use_bias=use_bias,
                        dtype=dtype, name=self.name)
 
     def __call__(self, x, *, train, dtype=None):
-        return nn.relu(self.flax_layer(dtype=dtype)(x))
+        if self.impl == "xla":
+            return nn.relu(self.flax_layer(dtype=dtype)(x))
+        layer = ConvLayer(self.features, self.window, self.stride, self.padding,
+                          impl=self.impl, dtype=dtype, name=self.name)
+        return nn.relu(layer(x))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +79,7 @@ class MaxPool:
     name: str
     window: int
     stride: int
+    impl: str = "auto"   # "auto" = strided slices with a mask gradient; "xla" = reduce_window
 
     def output_shape(self, in_shape):
         return ca.pool_output_shape(in_shape, self.window, self.stride, layer=self.name)
@@ -75,8 +91,10 @@ class MaxPool:
         return 0
 
     def __call__(self, x, *, train, dtype=None):
-        return nn.max_pool(x, (self.window, self.window),
-                           strides=(self.stride, self.stride), padding="VALID")
+        if self.impl == "xla":
+            return nn.max_pool(x, (self.window, self.window),
+                               strides=(self.stride, self.stride), padding="VALID")
+        return max_pool(x, self.window, self.stride)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +192,7 @@ class SequentialCNN(nn.Module):
             expected = layer.output_shape(x.shape[1:])  # raises on a bad configuration
             x = layer(x, train=train, dtype=self.dtype)
             assert x.shape[1:] == expected, (layer.name, x.shape, expected)
-        return x
+        return x if self.dtype is None else x.astype(jnp.float32)  # scores in float32
 
 
 def layer_shapes(layers, input_shape):
@@ -190,3 +208,188 @@ def layer_shapes(layers, input_shape):
 def count_params(layers, input_shape) -> int:
     """The lecture's parameter total for an architecture on `input_shape`."""
     return sum(layer.params(shape) for layer, shape, _ in layer_shapes(layers, input_shape))
+
+
+# -- How the layers compute ---------------------------------------------------------
+#
+# Measured on the 2-core CPU (experiments/benchmarks/speedups.md has the numbers):
+# XLA's CPU convolution goes to a fast library (YNNPACK) only for enough channels
+# and stride 1, its max-pool gradient (select-and-scatter) is ~10x slower than a
+# masked copy, and its GEMMs run near the machine's peak. So on the CPU:
+#   * a strided conv becomes a stride-1 conv by space-to-depth (the lecture's
+#     11x11/4 CONV1 on 227x227x3 = a 3x3 conv on 57x57x48, kernel zero-padded to 12),
+#     computed as ONE matrix multiplication of its [B*55*55, 3*3*48] patches (im2col,
+#     the lecture's matrix-multiplication slide): YNNPACK's conv is slow on that input;
+#   * a conv with few channels becomes ONE matrix multiplication by "row Toeplitz"
+#     matrices: each output row is K input rows times a banded matrix built from
+#     the kernel (im2col along the height, the kernel unrolled along the width);
+#   * max pooling is a max of strided slices; its gradient goes to every input
+#     equal to its window's max (select-and-scatter picks one of tied inputs; ties
+#     happen after a ReLU at 0, where the ReLU passes no gradient either way).
+# Other backends (GPU, TPU) keep XLA's own ops (cuDNN is fast there).
+
+
+class ConvLayer(nn.Module):
+    """A convolution with nn.Conv's parameters ('kernel' [K, K, C, F], 'bias' [F]),
+    computed by `conv2d` with the fastest method for the backend."""
+
+    features: int
+    window: int
+    stride: int = 1
+    padding: int = 0
+    impl: str = "auto"
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (self.window, self.window, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        dtype = self.dtype or jnp.result_type(x, kernel)
+        x, kernel, bias = (a.astype(dtype) for a in (x, kernel, bias))
+        return conv2d(x, kernel, self.stride, self.padding, self.impl) + bias
+
+
+def conv2d(x, kernel, stride: int = 1, padding: int = 0, impl: str = "auto"):
+    """`<[B, H, W, C]> * <[K, K, C, F]> -> <[B, O, O2, F]>`, XLA's convolution
+    (cross-correlation, zero padding on both sides), by the method `impl`."""
+    if impl == "auto":
+        impl = conv_method(x.shape, kernel.shape, stride, padding)
+    if impl == "xla":
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), ((padding, padding),) * 2,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if impl.endswith("_s2d"):
+        return _space_to_depth_conv(x, kernel, stride, padding, impl.removesuffix("_s2d"))
+    if impl not in _STRIDE_1 or stride != 1:
+        raise ValueError(f"conv impl {impl!r} with stride {stride}: use auto, xla, "
+                         f"{', '.join(_STRIDE_1)} (stride 1), or one of them + '_s2d'")
+    return _STRIDE_1[impl](x, kernel, padding)
+
+
+def conv_method(x_shape, kernel_shape, stride: int, padding: int) -> str:
+    """The `conv2d` method the measurements favour for these shapes on this backend."""
+    if jax.default_backend() != "cpu":
+        return "xla"
+    window, _, channels, features = kernel_shape
+    width = x_shape[2] + 2 * padding
+    s2d = stride > 1
+    if s2d:  # the stride-1 conv it becomes
+        channels, window = channels * stride * stride, -(-window // stride)
+        width = -(-width // stride)
+    if _rows_pay(width, channels, window, features):
+        core = "rows"
+    else:  # XLA's (YNNPACK's) stride-1 conv is fast, but slow on a space-to-depth input
+        core = "im2col" if s2d else "xla"
+    return f"{core}_s2d" if s2d else core
+
+
+def _rows_pay(width: int, channels: int, window: int, features: int) -> bool:
+    """Row Toeplitz wins where XLA's conv is slow (few channels) and its banded
+    matrix stays small: it multiplies width/window times the conv's useful work."""
+    out = width - window + 1
+    return channels < 16 and width <= 8 * window and \
+        window * width * channels * out * features <= 1 << 21
+
+
+def _space_to_depth_conv(x, kernel, stride: int, padding: int, core: str):
+    """A stride-S conv as a stride-1 conv on S x S blocks of pixels stacked as channels.
+
+    Input [B, H, W, C] -> [B, H'/S, W'/S, S*S*C]; kernel [K, K, C, F] zero-padded to
+    K' = ceil(K/S)*S -> [K'/S, K'/S, S*S*C, F]. Output position o still reads input
+    rows o*S .. o*S+K-1; the padded taps multiply zeros.
+    """
+    window, _, channels, features = kernel.shape
+    batch, height, width, _ = x.shape
+    s, kp = stride, -(-window // stride) * stride
+    out_h = (height + 2 * padding - window) // s + 1
+    out_w = (width + 2 * padding - window) // s + 1
+
+    def padded(size, out):  # a multiple of S covering every tap of every output
+        return -(-max(size + 2 * padding, s * (out - 1) + kp) // s) * s
+
+    hp, wp = padded(height, out_h), padded(width, out_w)
+    x = jnp.pad(x, ((0, 0), (padding, hp - height - padding),
+                    (padding, wp - width - padding), (0, 0)))
+    x = x.reshape(batch, hp // s, s, wp // s, s, channels).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(batch, hp // s, wp // s, s * s * channels)
+    k = jnp.pad(kernel, ((0, kp - window), (0, kp - window), (0, 0), (0, 0)))
+    k = k.reshape(kp // s, s, kp // s, s, channels, features).transpose(0, 2, 1, 3, 4, 5)
+    k = k.reshape(kp // s, kp // s, s * s * channels, features)
+    y = conv2d(x, k, 1, 0, core)
+    return y[:, :out_h, :out_w, :]
+
+
+def _row_toeplitz_conv(x, kernel, padding: int):
+    """A stride-1 conv as one GEMM: [B*O, K*W*C] rows times a [K*W*C, O2*F] matrix.
+
+    Row o of the output (all O2 positions, all F filters) is the K input rows
+    o..o+K-1, flattened, times T, where T[i, (p, c), (q, f)] = kernel[i, p-q, c, f]
+    (zero unless 0 <= p-q < K): the kernel unrolled along the width.
+    """
+    window, _, channels, features = kernel.shape
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    batch, height, width, _ = x.shape
+    out_h, out_w = height - window + 1, width - window + 1
+    shift = np.zeros((width, out_w, window), kernel.dtype)  # shift[p, q, j] = [p == q + j]
+    for j in range(window):
+        shift[np.arange(out_w) + j, np.arange(out_w), j] = 1
+    toeplitz = jnp.einsum("ijcf,pqj->ipcqf", kernel, shift)   # (K, W, C, O2, F)
+    toeplitz = toeplitz.reshape(window * width * channels, out_w * features)
+    flat = x.reshape(batch, height, width * channels)
+    rows = jnp.concatenate([flat[:, i:i + out_h] for i in range(window)], axis=-1)
+    y = rows.reshape(batch * out_h, -1) @ toeplitz                # (B*O, O2*F)
+    return y.reshape(batch, out_h, out_w, features)
+
+
+def _im2col_conv(x, kernel, padding: int):
+    """A stride-1 conv as one GEMM: [B*O*O2, K*K*C] patches times the [K*K*C, F] kernel."""
+    window, _, channels, features = kernel.shape
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    x = jax.lax.optimization_barrier(x)  # computed once, not again inside each of the K*K slices
+    batch, height, width, _ = x.shape
+    out_h, out_w = height - window + 1, width - window + 1
+    patches = jnp.concatenate([x[:, i:i + out_h, j:j + out_w] for i in range(window)
+                               for j in range(window)], axis=-1)      # (B, O, O2, K*K*C)
+    y = patches.reshape(-1, window * window * channels) @ kernel.reshape(-1, features)
+    return y.reshape(batch, out_h, out_w, features)
+
+
+_STRIDE_1 = {"rows": _row_toeplitz_conv, "im2col": _im2col_conv}
+
+
+def _pool_taps(x, window: int, stride: int):
+    """[((i, j), x[:, i::stride, j::stride] cut to the output size)] for every tap."""
+    out_h = (x.shape[1] - window) // stride + 1
+    out_w = (x.shape[2] - window) // stride + 1
+    return [((i, j), x[:, i:i + stride * (out_h - 1) + 1:stride,
+                       j:j + stride * (out_w - 1) + 1:stride]) for i in range(window)
+            for j in range(window)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x, window: int, stride: int):
+    """`<[B, H, W, C]> -> <[B, O, O2, C]>`: the max of each window (no padding)."""
+    return functools.reduce(jnp.maximum, (tap for _, tap in _pool_taps(x, window, stride)))
+
+
+def _max_pool_fwd(x, window, stride):
+    y = max_pool(x, window, stride)
+    return y, (x, y)
+
+
+def _max_pool_bwd(window, stride, residuals, dy):
+    x, y = residuals
+    _, height, width, _ = x.shape
+    zero = jnp.zeros((), x.dtype)
+    dx = jnp.zeros_like(x)
+    for (i, j), tap in _pool_taps(x, window, stride):  # each tap's share, put back in place
+        grad = jnp.where(tap == y, dy, zero)
+        end_h = height - i - stride * (y.shape[1] - 1) - 1
+        end_w = width - j - stride * (y.shape[2] - 1) - 1
+        dx = dx + jax.lax.pad(grad, zero, ((0, 0, 0), (i, end_h, stride - 1),
+                                           (j, end_w, stride - 1), (0, 0, 0)))
+    return (dx,)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -14,11 +14,20 @@ would have alone.
 Every cell offers:
   project(x)         <[..., D]> -> <[..., G*H]>  the input part, W_xh x + b
   recurrence()       a pure step(carry, xp_t) -> (carry, h_t) over the weights
+                     (a `Recurrence`: the matmul h @ W_hh, then elementwise gates)
   initial_carry(h0)  the carry whose hidden state is h0 (<[B, H]>)
   hidden(carry)      the hidden state h of a carry (a static, pure function)
+
+Speed: the scan runs time-major, and its gradient is written out (`_split_scan`):
+the backward loop does only what must be sequential (the gates' derivative and
+dh @ W_hh^T per step); dW_hh = sum_t h_{t-1}^T dz_t is then ONE matrix product over
+all steps instead of T small ones accumulated inside the loop.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -27,26 +36,39 @@ import jax.numpy as jnp
 _recurrent_init = nn.initializers.orthogonal()
 
 
+class Recurrence(NamedTuple):
+    """One step of a cell, split where the loop can use it:
+
+        hw = hidden(carry) @ W_hh                   (the only matmul of a step)
+        carry, h_t = gates(params, carry, xp_t, hw) (elementwise)
+
+    Called as `step(carry, xp_t) -> (carry, h_t)` it is the plain step.
+    """
+
+    W_hh: jax.Array
+    params: Any              # what `gates` needs besides W_hh (a pytree; () for most)
+    gates: Callable
+    hidden: Callable
+
+    def __call__(self, carry, xp):
+        return self.gates(self.params, carry, xp, self.hidden(carry) @ self.W_hh)
+
+
 class VanillaCell(nn.Module):
     """The lecture's cell: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)."""
 
     hidden_size: int
+    dtype: Any = None        # computation dtype (e.g. jnp.bfloat16); params stay float32
 
     def setup(self):
-        self.W_xh = nn.Dense(self.hidden_size, name="W_xh")  # its bias is b
+        self.W_xh = nn.Dense(self.hidden_size, dtype=self.dtype, name="W_xh")  # its bias is b
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size,) * 2)
 
     def project(self, x):
         return self.W_xh(x)
 
     def recurrence(self):
-        W_hh = self.W_hh
-
-        def step(h, xp):
-            h = jnp.tanh(h @ W_hh + xp)
-            return h, h
-
-        return step
+        return Recurrence(_cast(self.W_hh, self.dtype), (), _vanilla_gates, self.hidden)
 
     def initial_carry(self, h0):
         return h0
@@ -56,13 +78,20 @@ class VanillaCell(nn.Module):
         return carry
 
 
+def _vanilla_gates(params, h, xp, hw):
+    h = jnp.tanh(hw + xp)           # h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)
+    return h, h
+
+
 class LSTMCell(nn.Module):
     """Long short-term memory (Hochreiter & Schmidhuber 1997); carry (c, h)."""
 
     hidden_size: int
+    dtype: Any = None
 
     def setup(self):
-        self.W_xh = nn.Dense(4 * self.hidden_size, name="W_xh", bias_init=self._bias_init)
+        self.W_xh = nn.Dense(4 * self.hidden_size, dtype=self.dtype, name="W_xh",
+                             bias_init=self._bias_init)
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size, 4 * self.hidden_size))
 
     def _bias_init(self, key, shape, dtype=jnp.float32):
@@ -73,16 +102,7 @@ class LSTMCell(nn.Module):
         return self.W_xh(x)
 
     def recurrence(self):
-        W_hh = self.W_hh
-
-        def step(carry, xp):
-            c, h = carry
-            i, f, g, o = jnp.split(xp + h @ W_hh, 4, axis=-1)
-            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
-            h = nn.sigmoid(o) * jnp.tanh(c)
-            return (c, h), h
-
-        return step
+        return Recurrence(_cast(self.W_hh, self.dtype), (), _lstm_gates, self.hidden)
 
     def initial_carry(self, h0):
         return (jnp.zeros_like(h0), h0)
@@ -92,13 +112,22 @@ class LSTMCell(nn.Module):
         return carry[1]
 
 
+def _lstm_gates(params, carry, xp, hw):
+    c, _ = carry
+    i, f, g, o = jnp.split(xp + hw, 4, axis=-1)
+    c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+    h = nn.sigmoid(o) * jnp.tanh(c)
+    return (c, h), h
+
+
 class GRUCell(nn.Module):
     """Gated recurrent unit (Cho et al. 2014), reset gate applied after W_hh h."""
 
     hidden_size: int
+    dtype: Any = None
 
     def setup(self):
-        self.W_xh = nn.Dense(3 * self.hidden_size, name="W_xh")
+        self.W_xh = nn.Dense(3 * self.hidden_size, dtype=self.dtype, name="W_xh")
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size, 3 * self.hidden_size))
         self.b_hn = self.param("b_hn", nn.initializers.zeros, (self.hidden_size,))
 
@@ -106,16 +135,8 @@ class GRUCell(nn.Module):
         return self.W_xh(x)
 
     def recurrence(self):
-        W_hh, b_hn = self.W_hh, self.b_hn
-
-        def step(h, xp):
-            x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-            h_r, h_z, h_n = jnp.split(h @ W_hh, 3, axis=-1)
-            r, z = nn.sigmoid(x_r + h_r), nn.sigmoid(x_z + h_z)
-            h = (1.0 - z) * jnp.tanh(x_n + r * (h_n + b_hn)) + z * h
-            return h, h
-
-        return step
+        return Recurrence(_cast(self.W_hh, self.dtype), _cast(self.b_hn, self.dtype),
+                          _gru_gates, self.hidden)
 
     def initial_carry(self, h0):
         return h0
@@ -125,12 +146,24 @@ class GRUCell(nn.Module):
         return carry
 
 
+def _gru_gates(b_hn, h, xp, hw):
+    x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(hw, 3, axis=-1)
+    r, z = nn.sigmoid(x_r + h_r), nn.sigmoid(x_z + h_z)
+    h = (1.0 - z) * jnp.tanh(x_n + r * (h_n + b_hn)) + z * h
+    return h, h
+
+
 CELLS = {"vanilla": VanillaCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
-def make_cell(kind: str, hidden_size: int, name: str = "cell") -> nn.Module:
+def _cast(a, dtype):
+    return a if dtype is None else a.astype(dtype)
+
+
+def make_cell(kind: str, hidden_size: int, name: str = "cell", dtype=None) -> nn.Module:
     try:
-        return CELLS[kind](hidden_size, name=name)
+        return CELLS[kind](hidden_size, dtype=dtype, name=name)
     except KeyError:
         raise ValueError(
             f"unknown cell {kind!r}; choose one of: {', '.join(CELLS)}") from None
@@ -149,16 +182,78 @@ def masked_scan(step, carry, xp, mask):
       (carry, hs): the carry after each sequence's last real step, and
       <float>[B, T, H] hidden states, zero on padded steps.
     """
+    carry, hs = masked_scan_time_major(step, carry, jnp.swapaxes(xp, 0, 1), mask.T)
+    return carry, jnp.swapaxes(hs, 0, 1)
+
+
+def masked_scan_time_major(step, carry, xp, mask):
+    """`masked_scan` on <[T, B, G*H]> inputs and a <bool>[T, B] mask; hs is <[T, B, H]>.
+
+    A `Recurrence` runs with the hand-written gradient of `_split_scan`; any other
+    step function through plain `lax.scan` and autodiff.
+    """
+    if isinstance(step, Recurrence):
+        return _split_scan(step.gates, step.hidden, step.W_hh, step.params, carry, xp, mask)
 
     def body(carry, inputs):
         xp_t, keep = inputs                       # (B, G*H), (B,)
         new_carry, h = step(carry, xp_t)
-        keep = keep[:, None]
-        carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-        return carry, jnp.where(keep, h, jnp.zeros_like(h))
+        return _masked(keep, new_carry, carry, h)
 
-    carry, hs = jax.lax.scan(body, carry, (jnp.swapaxes(xp, 0, 1), mask.T))
-    return carry, jnp.swapaxes(hs, 0, 1)
+    return jax.lax.scan(body, carry, (xp, mask))
+
+
+def _masked(keep, new_carry, carry, h):
+    """(carry, output) of one step: the new ones on real steps, the old carry and
+    zeros on padded ones."""
+    keep = keep[:, None]
+    carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
+    return carry, jnp.where(keep, h, jnp.zeros_like(h))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _split_scan(gates, hidden, W_hh, params, carry, xp, mask):
+    """The masked time-major scan of a `Recurrence`, with the gradient below."""
+    return _split_scan_fwd(gates, hidden, W_hh, params, carry, xp, mask)[0]
+
+
+def _split_scan_fwd(gates, hidden, W_hh, params, carry, xp, mask):
+    def body(carry, inputs):
+        xp_t, keep = inputs
+        hw = hidden(carry) @ W_hh
+        new_carry, h = gates(params, carry, xp_t, hw)
+        out_carry, out = _masked(keep, new_carry, carry, h)
+        return out_carry, (out, carry, hw)       # keep each step's input carry and hw
+
+    final, (hs, carries, hws) = jax.lax.scan(body, carry, (xp, mask))
+    return (final, hs), (W_hh, params, carries, hws, xp, mask)
+
+
+def _split_scan_bwd(gates, hidden, residuals, cotangents):
+    W_hh, params, carries, hws, xp, mask = residuals
+    d_final, d_hs = cotangents
+
+    def body(d_carry, inputs):                   # d_carry: cotangent of the carry after t
+        carry, hw, xp_t, keep, d_h = inputs
+        keep = keep[:, None]
+        d_new = jax.tree.map(lambda d: jnp.where(keep, d, 0), d_carry)
+        d_out = jnp.where(keep, d_h, 0)
+        _, gates_vjp = jax.vjp(lambda p, c, x, w: gates(p, c, x, w), params, carry, xp_t, hw)
+        d_params, d_prev, d_xp, d_hw = gates_vjp((d_new, d_out))
+        d_prev = jax.tree.map(lambda a, d: a + jnp.where(keep, 0, d), d_prev, d_carry)
+        _, hidden_vjp = jax.vjp(hidden, carry)   # route dh_{t-1} = d_hw W_hh^T into the carry
+        d_prev = jax.tree.map(jnp.add, d_prev, hidden_vjp(d_hw @ W_hh.T)[0])
+        return d_prev, (d_params, d_xp, d_hw)
+
+    d_carry0, (d_params, d_xp, d_hw) = jax.lax.scan(
+        body, d_final, (carries, hws, xp, mask, d_hs), reverse=True)
+    h_prev = jax.vmap(hidden)(carries)            # (T, B, H): h_{t-1} of every step
+    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hw)  # one GEMM over all T*B rows
+    d_params = jax.tree.map(lambda d: d.sum(0), d_params)
+    return d_W, d_params, d_carry0, d_xp, None
+
+
+_split_scan.defvjp(_split_scan_fwd, _split_scan_bwd)
 
 
 def length_mask(lengths, max_length: int):
@@ -175,15 +270,17 @@ class RNN(nn.Module):
 
     hidden_size: int
     cell: str = "vanilla"
+    dtype: Any = None        # computation dtype; params stay float32
 
     def setup(self):
-        self.step_cell = make_cell(self.cell, self.hidden_size)
+        self.step_cell = make_cell(self.cell, self.hidden_size, dtype=self.dtype)
 
     def __call__(self, x, mask, carry=None):
         if carry is None:
             carry = self.zero_carry(x.shape[0], x.dtype)
-        xp = self.step_cell.project(x)             # hoisted out of the scan
-        return masked_scan(self.step_cell.recurrence(), carry, xp, mask)
+        xp = self.step_cell.project(jnp.swapaxes(x, 0, 1))  # hoisted out of the scan; (T, B, G*H)
+        carry, hs = masked_scan_time_major(self.step_cell.recurrence(), carry, xp, mask.T)
+        return carry, jnp.swapaxes(hs, 0, 1)
 
     def zero_carry(self, batch_size: int, dtype=jnp.float32):
         return self.step_cell.initial_carry(jnp.zeros((batch_size, self.hidden_size), dtype))

@@ -7,9 +7,14 @@
 
 Token ids: 0 is padding; generating models start from `bos_id` and the
 caller cuts the output after `eos_id`.
+
+Every model takes `dtype` (e.g. jnp.bfloat16): the computation dtype of its layers,
+with parameters kept in float32 and the scores returned in float32.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,15 +38,16 @@ class RNNClassifier(nn.Module):
     cell: str = "vanilla"
     dropout: float = 0.0         # on the final hidden state, in training
     embed_dropout: float = 0.0   # on the word vectors, in training
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, tokens, lengths, *, train: bool = False):
-        x = nn.Embed(self.vocab_size, self.embed_dim, name="embed")(tokens)
+        x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name="embed")(tokens)
         x = nn.Dropout(self.embed_dropout, deterministic=not train)(x)
-        rnn = RNN(self.hidden_size, self.cell, name="rnn")
+        rnn = RNN(self.hidden_size, self.cell, dtype=self.dtype, name="rnn")
         carry, _ = rnn(x, length_mask(lengths, tokens.shape[1]))
         h = nn.Dropout(self.dropout, deterministic=not train)(rnn.hidden(carry))
-        return nn.Dense(self.num_classes, name="W_hy")(h)
+        return _scores(nn.Dense(self.num_classes, dtype=self.dtype, name="W_hy")(h))
 
 
 class Decoder(nn.Module):
@@ -55,10 +61,11 @@ class Decoder(nn.Module):
     embed_dim: int
     hidden_size: int
     cell: str = "vanilla"
+    dtype: Any = None
 
     def setup(self):
-        self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.rnn = RNN(self.hidden_size, self.cell)
+        self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype)
+        self.rnn = RNN(self.hidden_size, self.cell, dtype=self.dtype)
         self.W_hy = self.param("W_hy", nn.initializers.lecun_normal(),
                                (self.hidden_size, self.vocab_size))
         self.b_y = self.param("b_y", nn.initializers.zeros, (self.vocab_size,))
@@ -66,13 +73,16 @@ class Decoder(nn.Module):
     def __call__(self, carry, tokens, mask):
         """<int32>[B, T] inputs -> (carry, <float>[B, T, V] next-token scores)."""
         carry, hs = self.rnn(self.embed(tokens), mask, carry)
-        return carry, hs @ self.W_hy + self.b_y
+        return carry, _scores(hs @ self._cast(self.W_hy) + self._cast(self.b_y))
+
+    def _cast(self, a):
+        return a if self.dtype is None else a.astype(self.dtype)
 
     def zero_carry(self, batch_size: int):
-        return self.rnn.zero_carry(batch_size)
+        return self.rnn.zero_carry(batch_size, self.dtype or jnp.float32)
 
     def carry_from_hidden(self, h0):
-        return self.rnn.carry_from_hidden(h0)
+        return self.rnn.carry_from_hidden(self._cast(h0))
 
     def decode(self, carry, first_token, length: int, rng=None, temperature: float = 0.0):
         """Generate `length` tokens after `first_token` (<int32>[B]).
@@ -83,7 +93,7 @@ class Decoder(nn.Module):
         # embed then W_xh, for every token at once: a step is then one row lookup
         table = self.rnn.step_cell.project(self.embed.embedding)     # (V, G*H)
         step, hidden = self.rnn.step_cell.recurrence(), self.rnn.step_cell.hidden
-        W_hy, b_y = self.W_hy, self.b_y
+        W_hy, b_y = self._cast(self.W_hy), self._cast(self.b_y)
         keys = (jax.random.split(rng, length) if temperature > 0
                 else jnp.zeros((length, 2), jnp.uint32))
 
@@ -113,10 +123,11 @@ class RNNLanguageModel(nn.Module):
     hidden_size: int = 256
     cell: str = "vanilla"
     bos_id: int = 1
+    dtype: Any = None
 
     def setup(self):
         self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
-                               self.cell)
+                               self.cell, dtype=self.dtype)
 
     def __call__(self, tokens, lengths, *, train: bool = False):
         carry = self.decoder.zero_carry(tokens.shape[0])
@@ -127,6 +138,11 @@ class RNNLanguageModel(nn.Module):
         start = jnp.full((batch_size,), self.bos_id, jnp.int32)
         return self.decoder.decode(self.decoder.zero_carry(batch_size), start, length,
                                    rng=rng, temperature=temperature)
+
+
+def _scores(logits):
+    """Class or token scores in float32 whatever the computation dtype (a stable loss)."""
+    return logits.astype(jnp.float32)
 
 
 def _encoder_layers(hidden_size: int) -> tuple:
@@ -153,12 +169,13 @@ class RNNCaptioner(nn.Module):
     hidden_size: int = 128
     cell: str = "vanilla"
     bos_id: int = 1
+    dtype: Any = None
 
     def setup(self):
         self.encoder = cnn.SequentialCNN(_encoder_layers(self.hidden_size),
-                                         tuple(self.input_shape))
+                                         tuple(self.input_shape), dtype=self.dtype)
         self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
-                               self.cell)
+                               self.cell, dtype=self.dtype)
 
     def initial_carry(self, image, train=False):
         return self.decoder.carry_from_hidden(jnp.tanh(self.encoder(image, train=train)))
@@ -188,12 +205,13 @@ class Seq2Seq(nn.Module):
     hidden_size: int = 128
     cell: str = "vanilla"
     bos_id: int = 1
+    dtype: Any = None
 
     def setup(self):
-        self.source_embed = nn.Embed(self.source_vocab_size, self.embed_dim)
-        self.encoder = RNN(self.hidden_size, self.cell)
+        self.source_embed = nn.Embed(self.source_vocab_size, self.embed_dim, dtype=self.dtype)
+        self.encoder = RNN(self.hidden_size, self.cell, dtype=self.dtype)
         self.decoder = Decoder(self.target_vocab_size, self.embed_dim,
-                               self.hidden_size, self.cell)
+                               self.hidden_size, self.cell, dtype=self.dtype)
 
     def encode(self, source, source_lengths):
         mask = length_mask(source_lengths, source.shape[1])

@@ -1,0 +1,212 @@
+"""The benchmark's results as Markdown tables (and JSON), with the targets of issue 7."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+TARGETS = {  # workload -> minimum JAX/PyTorch training examples/s
+    "lenet": 1.5, "alexnet": 1.0, "rnn": 1.5}
+ALEXNET_PEAK_FRACTION = {"cpu": 0.70, "gpu": 0.40}   # of f32 (cpu) / bf16 (gpu) GEMM peak
+STALL_LIMIT = 0.03
+FIRST_STEP_LIMIT = 5.0
+
+
+def _table(header, rows) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _num(x, digits=0) -> str:
+    return "-" if x is None or x != x else f"{x:,.{digits}f}"
+
+
+def gemm_peak(results, backend: str, dtype: str) -> float | None:
+    """JAX's measured GEMM GFLOP/s on `backend` in `dtype`, if the gemm section ran."""
+    for g in results.get("gemm", []):
+        if (g.framework, g.backend, g.dtype) == ("jax", backend, dtype):
+            return g.gflops
+    return None
+
+
+def model_numbers(row, results) -> dict:
+    """Derived numbers of one model row: rates, ratios, achieved FLOP/s and peak fraction."""
+    stats, batch, backend = row["stats"], row["batch_size"], results["machine"]["backend"]
+    out = {}
+    for mode, flops_key in (("train", "train"), ("infer", "forward")):
+        jax_rate = stats[f"jax_{mode}"].rate(batch)
+        torch_stat = stats.get(f"torch_{mode}")
+        torch_rate = torch_stat.rate(batch) if torch_stat else None
+        achieved = jax_rate * row["flops"][flops_key] / 1e9
+        peak = gemm_peak(results, backend, row["dtype"])
+        out[mode] = {"jax": jax_rate, "torch": torch_rate,
+                     "ratio": jax_rate / torch_rate if torch_rate else None,
+                     "gflops": achieved, "peak_fraction": achieved / peak if peak else None,
+                     "spread": (batch / stats[f"jax_{mode}"].high,
+                                batch / stats[f"jax_{mode}"].low)}
+    return out
+
+
+def targets(results) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the issue's targets that this run measured."""
+    out, backend = [], results["machine"]["backend"]
+    for row in results.get("models", []):
+        numbers = model_numbers(row, results)["train"]
+        need = TARGETS.get(row["name"])
+        if need and numbers["ratio"] is not None:
+            out.append((f"{row['name']} training >= {need}x PyTorch",
+                        f"{numbers['ratio']:.2f}x ({_num(numbers['jax'])} vs "
+                        f"{_num(numbers['torch'])} ex/s)", _verdict(numbers["ratio"] >= need)))
+        if row["name"] == "alexnet":
+            dtype = "bfloat16" if backend == "gpu" else row["dtype"]
+            peak = gemm_peak(results, backend, dtype)
+            need = ALEXNET_PEAK_FRACTION.get(backend, 0.7)
+            if peak:
+                fraction = numbers["gflops"] / peak
+                out.append((f"alexnet training >= {need:.0%} of {dtype} GEMM peak",
+                            f"{fraction:.0%} ({numbers['gflops']:.0f} of {peak:.0f} GFLOP/s)",
+                            _verdict(fraction >= need)))
+        if row["name"] not in TARGETS:
+            continue
+        out.append((f"{row['name']} first training step < {FIRST_STEP_LIMIT:.0f} s from the "
+                    "built model",
+                    f"{row['first_step_seconds']:.2f} s (compile {row['compile_seconds']:.2f} s)",
+                    _verdict(row["first_step_seconds"] < FIRST_STEP_LIMIT)))
+    for r in results.get("startup", []):
+        for kind in ("cold", "warm"):
+            if "total" in r[kind]:
+                out.append((f"{r['preset']} first step < {FIRST_STEP_LIMIT:.0f} s after start "
+                            f"({kind})", f"{r[kind]['total']:.1f} s",
+                            _verdict(r[kind]["total"] < FIRST_STEP_LIMIT)))
+    measured = [r for r in results.get("stall", []) if r.stall is not None]
+    if measured:
+        worst = max(measured, key=lambda r: r.stall)
+        out.append((f"input stall < {STALL_LIMIT:.0%} for every preset",
+                    f"worst {worst.stall:.1%} ({worst.preset}); {len(measured)} of "
+                    f"{len(results['stall'])} presets measured",
+                    _verdict(worst.stall < STALL_LIMIT)))
+    return out
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(results, command: str = "") -> str:
+    m = results["machine"]
+    lines = ["# jaxnets benchmark", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [f"Machine: {m['cpu']}, {m['cpu_cores']} cores; devices {', '.join(m['devices'])}; "
+              f"{', '.join(f'{k} {v}' for k, v in m['versions'].items())}.",
+              f"Measured {m['date']}; load average {m['load_average_start']} at the start, "
+              f"{m.get('load_average_end', '?')} at the end (the machine is shared: medians of "
+              f"{results['reps']} interleaved repetitions, spread in brackets). "
+              f"Threads: {results['threads']} for XLA and PyTorch; {results['host']}.", ""]
+    if results.get("gemm"):
+        lines += ["## GEMM (n x n x n, best n)", ""]
+        lines += _table(["framework", "backend", "dtype", "n", "GFLOP/s", "spread"], [
+            (g.framework, g.backend, g.dtype, g.size, _num(g.gflops),
+             f"{2 * g.size ** 3 / g.stat.high / 1e9:.0f}..{2 * g.size ** 3 / g.stat.low / 1e9:.0f}")
+            for g in results["gemm"]]) + [""]
+    if results.get("models"):
+        lines += _model_tables(results)
+    if results.get("host_ab"):
+        lines += ["## glibc malloc tuning (jaxnets.runtime_options), on vs off in one process",
+                  ""]
+        lines += _table(["model", "off ex/s", "on ex/s", "speed-up"], [
+            (r["what"], _num(r["off"].rate(r["batch_size"])), _num(r["on"].rate(r["batch_size"])),
+             f"{r['off'].median / r['on'].median:.2f}x") for r in results["host_ab"]])
+        lines += [""]
+    if results.get("lesson"):
+        lines += ["## Input pipeline lesson (LeNet-5, lenet_mnist's batch and augmentation)", ""]
+        lines += _table(["feeding", "examples/s", "input stall"], [
+            (r.method, _num(r.examples_per_sec), f"{r.stall:.1%}") for r in results["lesson"]])
+        lines += [""]
+    if results.get("stall"):
+        lines += ["## Input stall of every preset (real pipeline, one step in flight)", ""]
+        pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+        lines += _table(["preset", "dataset", "batch", "steps", "examples/s",
+                         "stall (steady, as the loop feeds)", "first epoch",
+                         "steady, host batches", "note"], [
+            (r.preset, r.dataset, r.batch_size, r.steps, _num(r.examples_per_sec),
+             pct(r.stall), pct(r.first_epoch), pct(r.host_only), r.note)
+            for r in results["stall"]])
+        lines += ["", "As the loop feeds: `jaxnets.parallel.prefetch_to_device` into the step. "
+                  "First epoch: the same while the RAM cache fills. Host batches: numpy "
+                  "straight into the jitted step (no device_put).", ""]
+    if results.get("startup"):
+        lines += ["## Start to first training step (fresh `python`, real data and model)", ""]
+        rows = []
+        for r in results["startup"]:
+            cold, warm = r["cold"], r["warm"]
+            if "error" in cold:
+                rows.append((r["preset"], "-", "-", "-", "-", "-", cold["error"]))
+                continue
+            rows.append((r["preset"], f"{cold['total']:.1f}", f"{cold['imports']:.1f}",
+                         f"{cold['data'] - cold['imports']:.1f}",
+                         f"{cold['first_step'] - cold['data']:.1f}",
+                         f"{warm['total']:.1f}" if "total" in warm else "-", ""))
+        lines += _table(["preset", "cold s", "imports s", "data s (TF, RAM cache)",
+                         "init + compile + step s", "with warm compilation cache s", "note"],
+                        rows)
+        lines += ["", "Cold: nothing cached; the interpreter's own start is in the total. Warm: "
+                  "the same command again with JAX's persistent compilation cache "
+                  "(jaxnets.runtime_options.enable_compilation_cache).", ""]
+    checks = targets(results)
+    if checks:
+        lines += ["## Targets (issue 7)", ""] + _table(["target", "measured", ""], checks) + [""]
+    return "\n".join(lines)
+
+
+def _model_tables(results) -> list[str]:
+    lines = []
+    for mode, title, flops_key in (("train", "Training", "train"),
+                                   ("infer", "Inference", "forward")):
+        rows = []
+        for row in results["models"]:
+            n = model_numbers(row, results)[mode]
+            low, high = n["spread"]
+            rows.append((row["what"], row["dtype"], f"{_num(n['jax'])} ({low:,.0f}..{high:,.0f})",
+                         _num(n["torch"]), "-" if n["ratio"] is None else f"{n['ratio']:.2f}x",
+                         f"{row['flops'][flops_key] / 1e6:,.1f}", _num(n["gflops"]),
+                         "-" if n["peak_fraction"] is None else f"{n['peak_fraction']:.0%}")
+                        + ((f"{row['compile_seconds']:.2f}", f"{row['first_step_seconds']:.2f}")
+                           if mode == "train" else ()))
+        header = ["model", "dtype", "jaxnets ex/s", "PyTorch ex/s", "ratio",
+                  "MFLOP/example", "GFLOP/s", "of GEMM peak"]
+        if mode == "train":
+            header += ["compile s", "first step s"]
+        lines += [f"## {title}", ""] + _table(header, rows) + [""]
+    lines += ["MFLOP/example: the model's useful FLOPs (2 per multiply-add of the lecture's "
+              "count; training = 3 x forward), see jaxnets/benchmark/flops.py. GEMM peak: "
+              "JAX's measured GEMM in the same dtype on this backend. First step: from the "
+              "built model to the first finished training step (state, compile, step).", ""]
+    return lines
+
+
+def to_json(results) -> str:
+    def default(o):
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        return str(o)
+
+    data = dict(results)
+    data["models"] = [{**row, "derived": model_numbers(row, results)}
+                      for row in results.get("models", [])]
+    data["targets"] = targets(results)
+    return json.dumps(data, indent=1, default=default)
+
+
+def write(results, directory: str, name: str, command: str = "") -> list[str]:
+    """Writes <directory>/<name>.md and .json; returns the paths."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for ext, text in (("md", markdown(results, command)), ("json", to_json(results))):
+        path = os.path.join(directory, f"{name}.{ext}")
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        paths.append(path)
+    return paths

@@ -1,0 +1,164 @@
+"""The whole benchmark: options in, a results dict out (report.py turns it into tables).
+
+Sections, each optional:
+  gemm    GEMM GFLOP/s per backend, f32 and bf16 (and PyTorch's on the CPU)
+  models  per workload: train and inference examples/s, FLOPs per example, achieved
+          FLOP/s and fraction of the backend's f32 GEMM peak, compile time, first-step
+          latency; PyTorch eager side by side, interleaved in the same process
+  host    JAX training with and without `runtime_options.tune_host`'s malloc setting,
+          interleaved in the same process (the setting is switched between repetitions)
+  lesson  the input-pipeline lesson (input_lesson.py)
+  stall   input stall of every preset with its real pipeline (stall.py)
+  startup seconds from `python` to each preset's first training step (startup.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from jaxnets.benchmark import (gemm, input_lesson, stall, startup, timing, torch_side,
+                               workloads)
+
+SECTIONS = ("gemm", "models", "host", "lesson", "stall", "startup")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    sections: tuple[str, ...] = SECTIONS
+    models: tuple[str, ...] = workloads.NAMES
+    reps: int = 5
+    seconds: float = 1.0          # target length of one timed repetition
+    dtype: str = "float32"
+    torch: str = "auto"           # "auto" (if installed), "yes", "no"
+    threads: int = 0              # 0 = the cores this process may use
+    stall_steps: int = 150
+    lesson_steps: int = 300
+    data_dir: str = ""
+    tiny: bool = False            # tests: every size shrunk, one repetition
+    tune_host: bool = True        # jaxnets.runtime_options.tune_host() (off: "before" runs)
+
+
+def run(options: Options, log=print) -> dict:
+    """Runs the chosen sections; returns {"machine", "options", section: rows}."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
+
+    if options.torch != "no":
+        torch_side.prepare()  # before anything imports torch
+    host = runtime_options.tune_host() if options.tune_host else "host not tuned (--notune_host)"
+    threads = options.threads or timing.machine()["cpu_cores"]
+    with_torch = _want_torch(options.torch) and jax.default_backend() == "cpu"
+    reps = 1 if options.tiny else options.reps
+    results = {"machine": timing.machine(), "options": dataclasses.asdict(options),
+               "host": host, "threads": threads, "torch": with_torch, "reps": reps}
+    if "gemm" in options.sections:
+        log("gemm ...")
+        backends = sorted({d.platform for d in jax.devices()} | {"cpu"})
+        results["gemm"] = gemm.measure(backends, tiny=options.tiny, reps=reps,
+                                       threads=threads, with_torch=with_torch)
+    if "models" in options.sections:
+        results["models"] = [_model_row(name, options, reps, threads, with_torch, log)
+                             for name in options.models]
+    if "host" in options.sections:
+        log("malloc tuning on/off ...")
+        results["host_ab"] = [_host_ab(name, options, reps) for name in options.models]
+    if "lesson" in options.sections:
+        log("input pipeline lesson ...")
+        results["lesson"] = _lesson(options)
+    if "stall" in options.sections:
+        log("input stall of every preset ...")
+        results["stall"] = stall.all_presets(steps=4 if options.tiny else options.stall_steps,
+                                             data_dir=options.data_dir)
+    if "startup" in options.sections:
+        log("start to first step of every preset (fresh processes) ...")
+        results["startup"] = startup.all_presets()
+    results["machine"]["load_average_end"] = timing.load_average()
+    return results
+
+
+def _want_torch(choice: str) -> bool:
+    if choice == "no":
+        return False
+    if choice == "yes" and not torch_side.available():
+        raise ValueError("--torch=yes but PyTorch is not installed: pip install torch==2.13.0 "
+                         "(the 'bench' extra), or pass --torch=auto")
+    return torch_side.available()
+
+
+def _dtype(name: str):
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    return None if name == "float32" else jnp.dtype(name)
+
+
+def _model_row(name, options, reps, threads, with_torch, log) -> dict:
+    workload = workloads.build(name, tiny=options.tiny, dtype=_dtype(options.dtype))
+    log(f"{workload.what} ...")
+    jax_run = workloads.jax_run(workload)
+    runners = {"jax_train": jax_run.train, "jax_infer": jax_run.infer}
+    if with_torch:
+        runners["torch_train"], runners["torch_infer"] = torch_side.torch_run(workload, threads)
+    steps = {key: 1 if options.tiny else timing.steps_for(fn, options.seconds)
+             for key, fn in runners.items()}
+    stats = timing.interleaved(runners, steps, reps=reps)
+    return {"name": name, "preset": workload.preset, "what": workload.what,
+            "dtype": options.dtype, "batch_size": workload.batch_size,
+            "flops": workload.flops, "stats": stats,
+            "compile_seconds": jax_run.compile_seconds,
+            "first_step_seconds": jax_run.first_step_seconds, "final_loss": jax_run.loss()}
+
+
+def _host_ab(name, options, reps) -> dict:
+    """Seconds per JAX training step with the malloc tuning off and on, interleaved."""
+    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
+
+    workload = workloads.build(name, tiny=options.tiny, dtype=_dtype(options.dtype))
+    run = workloads.jax_run(workload)
+    steps = 1 if options.tiny else timing.steps_for(run.train, options.seconds)
+
+    def switched(keep):
+        def train(n):
+            runtime_options.set_malloc_tuning(keep)
+            run.train(1)  # the first step after a switch settles the heap, untimed below
+            start = time.perf_counter()
+            run.train(n)
+            elapsed[keep].append((time.perf_counter() - start) / n)
+        return train
+
+    elapsed = {False: [], True: []}
+    timing.interleaved({"off": switched(False), "on": switched(True)},
+                       {"off": steps, "on": steps}, reps=reps)
+    if options.tune_host:
+        runtime_options.set_malloc_tuning(True)
+    return {"name": name, "what": workload.what, "batch_size": workload.batch_size,
+            "off": timing.Stat.of(elapsed[False][1:] or elapsed[False]),
+            "on": timing.Stat.of(elapsed[True][1:] or elapsed[True])}
+
+
+def _lesson(options):
+    """The lesson with the real LeNet step of lenet_mnist (one step in flight)."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
+
+    workload = workloads.build("lenet", tiny=options.tiny, dtype=_dtype(options.dtype))
+    batch_size = 8 if options.tiny else workload.config.batch_size
+    blank = np.zeros((batch_size, 28, 28), np.uint8), np.zeros(batch_size, np.int32)
+    example = input_lesson.finish(*blank, np.random.default_rng(0))
+    tx, _ = make_optimizer(workload.config, total_steps=10_000)
+    state = create_state(as_model(workload.module), tx, example, 0)
+    step = stall.InFlight(jax.jit(train_step, donate_argnums=0), state)
+
+    def train(batch):
+        step(batch)
+
+    rows = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
+                                   steps=options.lesson_steps)
+    step.wait()
+    return rows

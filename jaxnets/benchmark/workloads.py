@@ -1,0 +1,172 @@
+"""The benchmark's workloads: each preset's model and optimiser at the issue's sizes.
+
+    lenet    LeNet-5 (lenet_mnist's model and optimiser), 32x32x1, batch 128
+    alexnet  the lecture's AlexNet (1000 classes, alexnet's optimiser), 227x227x3, batch 16
+    rnn      rnn_sentiment's vanilla RNN classifier (H=128, embeddings 64, its dropout and
+             optimiser), 10,000-word vocabulary, T=200 real tokens, batch 64
+
+Training is the real `jaxnets.train` step (`create_state` + `train_step`, jitted once
+with the state donated, NaN check and metrics included); inference is the model's
+forward pass. Data is one in-memory batch already on the device: these rows measure
+compute; the input pipeline has its own section. `tiny=True` shrinks every size so the
+whole benchmark runs in seconds (tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from jaxnets.benchmark import flops as flops_lib
+
+NAMES = ("lenet", "alexnet", "rnn")
+REFERENCES = ("lenet_xla", "alexnet_xla")  # the same CNNs on XLA's own conv and pool ops
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    preset: str              # the preset whose model settings and optimiser it uses
+    what: str                # one line for the table
+    module: Any              # the Flax module
+    batch: dict              # numpy arrays, the loop's batch keys
+    config: Any              # the preset's config (optimiser fields)
+    flops: dict              # per example: {"forward", "train"}
+    torch_kind: str          # how torch_side builds the same model
+    torch_sizes: dict
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.batch["label"])
+
+
+def build(name: str, *, tiny: bool = False, dtype=None) -> Workload:
+    """The workload `name` (one of NAMES or REFERENCES)."""
+    if name not in NAMES + REFERENCES:
+        raise ValueError(f"unknown benchmark model {name!r}; choose from "
+                         f"{', '.join(NAMES + REFERENCES)}")
+    if name in REFERENCES:
+        return _reference(build(name.removesuffix("_xla"), tiny=tiny, dtype=dtype))
+    return {"lenet": _lenet, "alexnet": _alexnet, "rnn": _rnn}[name](tiny, dtype)
+
+
+def _reference(workload: Workload) -> Workload:
+    """`workload` with every CONV and POOL on XLA's own ops (`impl="xla"`): what the
+    models computed with before jaxnets/models/cnn.py chose faster methods."""
+    module = workload.module
+    layers = tuple(dataclasses.replace(layer, impl="xla") if hasattr(layer, "impl") else layer
+                   for layer in module.layers)
+    return dataclasses.replace(workload, name=f"{workload.name}_xla",
+                               what=f"{workload.what}, XLA's conv and pool",
+                               module=module.clone(layers=layers))
+
+
+def _preset(name: str):
+    from jaxnets.experiments.presets import PRESETS  # pylint: disable=g-import-not-at-top
+    return PRESETS[name].get_config()
+
+
+def _dtype_kwarg(dtype) -> dict:
+    return {} if dtype is None else {"dtype": dtype}  # float32 models take no dtype
+
+
+def _images(batch: int, shape, classes: int) -> dict:
+    rng = np.random.default_rng(0)
+    return {"image": rng.standard_normal((batch, *shape), np.float32),
+            "label": rng.integers(0, classes, batch).astype(np.int32),
+            "mask": np.ones(batch, np.float32)}
+
+
+def _lenet(tiny, dtype) -> Workload:
+    from jaxnets.models import LeNet  # pylint: disable=g-import-not-at-top
+    batch = 8 if tiny else 128
+    module = LeNet(num_classes=10, **_dtype_kwarg(dtype))
+    return Workload("lenet", "lenet_mnist", f"LeNet-5 32x32x1, batch {batch}", module,
+                    _images(batch, module.input_shape, 10), _preset("lenet_mnist"),
+                    flops_lib.cnn_flops(module), "lenet", {"classes": 10})
+
+
+def _alexnet(tiny, dtype) -> Workload:
+    from jaxnets.models import AlexNet  # pylint: disable=g-import-not-at-top
+    batch, shape, classes = (2, (67, 67, 3), 10) if tiny else (16, (227, 227, 3), 1000)
+    module = AlexNet(num_classes=classes, input_shape=shape, **_dtype_kwarg(dtype))
+    return Workload("alexnet", "alexnet", f"AlexNet {shape[0]}x{shape[1]}x3, {classes} "
+                    f"classes, batch {batch}", module, _images(batch, shape, classes),
+                    _preset("alexnet"), flops_lib.cnn_flops(module), "alexnet",
+                    {"classes": classes, "shape": shape})
+
+
+def _rnn(tiny, dtype) -> Workload:
+    from jaxnets.models.rnn_modes import RNNClassifier  # pylint: disable=g-import-not-at-top
+    config = _preset("rnn_sentiment")
+    kwargs = dict(config.model_kwargs)
+    batch, steps, vocab = (4, 8, 100) if tiny else (64, 200, 10_000)
+    module = RNNClassifier(vocab_size=vocab, num_classes=2, **kwargs, **_dtype_kwarg(dtype))
+    rng = np.random.default_rng(0)
+    data = {"tokens": rng.integers(1, vocab, (batch, steps)).astype(np.int32),
+            "lengths": np.full(batch, steps, np.int32),
+            "label": rng.integers(0, 2, batch).astype(np.int32),
+            "mask": np.ones(batch, np.float32)}
+    flops = flops_lib.rnn_classifier_flops(
+        steps=steps, embed_dim=kwargs["embed_dim"], hidden_size=kwargs["hidden_size"],
+        num_classes=2, cell=kwargs["cell"])
+    return Workload("rnn", "rnn_sentiment", f"vanilla RNN H={kwargs['hidden_size']}, "
+                    f"T={steps}, vocab {vocab:,}, batch {batch}", module, data, config, flops,
+                    "rnn", {"vocab": vocab, **kwargs})
+
+
+@dataclasses.dataclass
+class JaxRun:
+    """A compiled train step and forward pass, with what starting them cost."""
+
+    train: Callable[[int], None]     # run n training steps and wait
+    infer: Callable[[int], None]     # run n forward passes and wait
+    compile_seconds: float           # lowering + compiling the train step
+    first_step_seconds: float        # from nothing (model built) to the first step done
+    loss: Callable[[], float]        # the last training loss
+
+
+def jax_run(workload: Workload) -> JaxRun:
+    """Builds the state, compiles the step (timed) and returns runners."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
+
+    started = time.perf_counter()
+    model = as_model(workload.module)
+    tx, _ = make_optimizer(workload.config, total_steps=10_000)
+    batch = jax.device_put(workload.batch)
+    state = create_state(model, tx, batch, seed=0)
+    compile_start = time.perf_counter()
+    step = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
+    compile_seconds = time.perf_counter() - compile_start
+    box = {"state": state, "metrics": None}
+    box["state"], box["metrics"], _ = step(box["state"], batch)
+    jax.block_until_ready(box["state"])
+    first_step = time.perf_counter() - started
+
+    def train(n):
+        for _ in range(n):
+            box["state"], box["metrics"], _ = step(box["state"], batch)
+        jax.block_until_ready(box["state"])
+
+    forward = jax.jit(lambda params, model_state, b: model.apply(
+        params, model_state, b, train=False, rng=None)[0])
+
+    def infer(n):
+        out = None
+        for _ in range(n):
+            out = forward(box["state"].params, box["state"].model_state, batch)
+        jax.block_until_ready(out)
+
+    def loss():
+        m = box["metrics"]
+        return float(m.loss_sum) / max(float(m.count), 1.0)
+
+    return JaxRun(train, infer, compile_seconds, first_step, loss)

@@ -1,0 +1,80 @@
+r"""Benchmark jaxnets: GEMM peak, the presets' models against PyTorch, input pipelines.
+
+  python -m jaxnets.experiments.benchmark
+  python -m jaxnets.experiments.benchmark --sections=gemm,models --models=lenet,rnn
+  python -m jaxnets.experiments.benchmark --dtype=bfloat16 --torch=no     # e.g. on a GPU
+  python -m jaxnets.experiments.benchmark --tiny --out=/tmp/bench          # a smoke run
+
+Prints the tables and writes them to --out as <backend>.md and <backend>.json
+(experiments/benchmarks/ by default; --tiny writes nothing unless --out is given).
+See jaxnets/benchmark/ for what each number means.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+
+from jaxnets.experiments import cli
+
+_SECTIONS = flags.DEFINE_list("sections", "gemm,models,host,lesson,stall,startup",
+                              "Any of gemm, models, host, lesson, stall, startup.")
+_MODELS = flags.DEFINE_list("models", "lenet,alexnet,rnn", "Workloads of the models section "
+                            "(also lenet_xla, alexnet_xla: the same on XLA's own conv/pool).")
+_REPS = flags.DEFINE_integer("reps", 5, "Interleaved repetitions per measurement.")
+_SECONDS = flags.DEFINE_float("seconds", 1.0, "Length of one timed repetition.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
+                           "Computation dtype of the models (parameters stay float32).")
+_TORCH = flags.DEFINE_enum("torch", "auto", ["auto", "yes", "no"],
+                           "Run PyTorch side by side (auto: if installed; CPU only).")
+_THREADS = flags.DEFINE_integer("threads", 0, "Threads for PyTorch (0: the usable cores, "
+                                "which XLA uses too).")
+_STALL_STEPS = flags.DEFINE_integer("stall_steps", 150, "Steps per preset in the stall section.")
+_LESSON_STEPS = flags.DEFINE_integer("lesson_steps", 300, "Steps per row of the lesson.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for the stall section.")
+_TINY = flags.DEFINE_bool("tiny", False, "Shrink everything (a smoke test, seconds).")
+_TUNE_HOST = flags.DEFINE_bool("tune_host", True, "Apply jaxnets.runtime_options.tune_host() "
+                               "(--notune_host measures without it).")
+_OUT = flags.DEFINE_string("out", None, "Directory for the tables (default "
+                           "experiments/benchmarks; with --tiny, none).")
+_NAME = flags.DEFINE_string("name", None, "File name without extension (default: the backend, "
+                            "plus the dtype when not float32).")
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
+    from jaxnets import benchmark  # pylint: disable=g-import-not-at-top
+    from jaxnets.benchmark import report, workloads  # pylint: disable=g-import-not-at-top
+
+    unknown = sorted(set(_SECTIONS.value) - set(benchmark.SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(benchmark.SECTIONS)}")
+    choices = workloads.NAMES + workloads.REFERENCES
+    for name in _MODELS.value:
+        if name not in choices:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(choices)}")
+    options = benchmark.Options(
+        sections=tuple(_SECTIONS.value), models=tuple(_MODELS.value), reps=_REPS.value,
+        seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value,
+        threads=_THREADS.value, stall_steps=_STALL_STEPS.value,
+        lesson_steps=_LESSON_STEPS.value, data_dir=_DATA_DIR.value, tiny=_TINY.value,
+        tune_host=_TUNE_HOST.value)
+    results = benchmark.run(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    command = "python -m jaxnets.experiments.benchmark " + " ".join(sys.argv[1:])
+    print(report.markdown(results, command.strip()))
+    out = _OUT.value if _OUT.value is not None else (None if _TINY.value else
+                                                     os.path.join("experiments", "benchmarks"))
+    if out:
+        backend = results["machine"]["backend"]
+        name = _NAME.value or (backend if _DTYPE.value == "float32" else f"{backend}_{_DTYPE.value}")
+        for path in report.write(results, out, name, command.strip()):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,80 @@
+"""Process-wide speed options for XLA on the CPU: the one place they are set.
+
+Call `tune_host()` once at the start of a program that trains or benchmarks (the
+benchmark does; so should a training entry point). What it does, and what was
+measured and left alone, with the numbers in experiments/benchmarks/speedups.md:
+
+  * glibc malloc: XLA:CPU allocates each step's temporaries (gradients, activations)
+    afresh and frees them at the end. Blocks above glibc's mmap threshold (at most
+    32 MiB, adaptive) come from mmap and go back to the kernel on free, so every step
+    page-faults its temporaries in again. With a high mmap threshold and no trimming,
+    freed blocks stay in the heap and the next step reuses them: training 1.65x faster
+    for LeNet (batch 128), 1.31x for the RNN, 1.11x for AlexNet (on vs off in one
+    process: `python -m jaxnets.experiments.benchmark --sections=host`). The cost:
+    the process keeps its peak memory until it exits.
+  * XLA_FLAGS: none set. This jaxlib already sends large dots and convolutions to
+    YNNPACK; the oneDNN and XNNPACK switches (`--xla_cpu_use_onednn`,
+    `--xla_cpu_experimental_xnn_fusion_type`) leave the compiled program unchanged.
+    XLA flushes denormals by default (PyTorch needs `torch.set_flush_denormal(True)`).
+    What made XLA faster was the shape of the computation (jaxnets/models/cnn.py,
+    rnn.py), not flags.
+  * `enable_compilation_cache(path)`: JAX's persistent compilation cache; a second
+    run of the same model skips compilation (lenet_mnist, `python` to its first step:
+    7.0 s -> 4.7 s; `--sections=startup`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_M_TRIM_THRESHOLD = -1   # glibc mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_KEEP_BYTES = 1 << 30    # blocks below 1 GiB come from the heap and stay there
+_GLIBC_DEFAULT_BYTES = 128 << 10
+
+_tuned: str | None = None
+
+
+def tune_host() -> str:
+    """Sets the options above for this process (idempotent); returns what it did."""
+    global _tuned
+    if _tuned is None:
+        _tuned = _keep_freed_memory()
+    return _tuned
+
+
+def _keep_freed_memory(keep: bool = True) -> str:
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "malloc: not glibc, left as is"
+    size = _KEEP_BYTES if keep else _GLIBC_DEFAULT_BYTES
+    ok = mallopt(_M_MMAP_THRESHOLD, size) and mallopt(_M_TRIM_THRESHOLD, 2 * size)
+    if not ok:
+        return "malloc: mallopt refused the thresholds, left as is"
+    return ("malloc: freed blocks < 1 GiB kept for reuse (mmap threshold 1 GiB, no trim)"
+            if keep else "malloc: glibc's initial thresholds (128 KiB mmap, 256 KiB trim)")
+
+
+def set_malloc_tuning(keep: bool) -> str:
+    """Switches the malloc part of `tune_host` on or off, for A/B measurements
+    (off = glibc's initial thresholds, without its adaptive raising of them)."""
+    global _tuned
+    _tuned = _keep_freed_memory(keep) if keep else None
+    return _tuned if keep else _keep_freed_memory(False)
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+    """Turns on JAX's persistent compilation cache in `path` (default
+    ~/.cache/jaxnets/xla); returns the directory."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    path = path or os.path.join(os.path.expanduser("~"), ".cache", "jaxnets", "xla")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path

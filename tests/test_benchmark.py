@@ -1,0 +1,289 @@
+"""The benchmark (tiny mode) and its arithmetic; the speed work keeps every result.
+
+No timing is asserted anywhere: the machine is shared and noisy. What is asserted is
+that the benchmark runs and reports what it should, that its FLOP counts are the
+lecture's (and XLA's), and that each faster method computes the reference function
+with the reference gradient.
+"""
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
+from jaxnets.data.pipeline import background
+from jaxnets.models import AlexNet, LeNet, cnn, rnn, summary
+from jaxnets.models.rnn_modes import RNNClassifier
+
+# -- FLOP arithmetic ------------------------------------------------------------------
+
+
+def test_lenet_flops_are_the_lectures_and_xlas():
+    macs = 28 * 28 * 25 * 6 + 10 * 10 * 150 * 16 + 400 * 120 + 120 * 84 + 84 * 10
+    counts = flops.cnn_flops(LeNet())
+    assert counts == {"forward": 2 * macs, "train": 6 * macs}
+    rows = summary.summarize(LeNet().layers, (32, 32, 1))  # XLA's count, layer by layer
+    assert sum(r.xla_flops for r in rows if r.xla_flops) == counts["forward"]
+
+
+def test_alexnet_flops_match_the_summary_table():
+    model = AlexNet()
+    rows = summary.summarize(model.layers, model.input_shape, check_xla=False)
+    assert flops.cnn_flops(model)["forward"] == 2 * sum(r.flops for r in rows)
+    conv1 = 55 * 55 * 11 * 11 * 3 * 96  # the lecture's CONV1, 105,415,200 multiply-adds
+    assert rows[0].flops == conv1 and flops.cnn_flops(model)["forward"] > 2 * conv1
+
+
+def _dot_flops(jaxpr) -> int:
+    """2 * multiply-adds of every dot_general, scans counted `length` times."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contract)
+        for name, sub in eqn.params.items():
+            inner = getattr(sub, "jaxpr", None)
+            if inner is not None and name in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+                inner = getattr(inner, "jaxpr", inner)
+                times = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+                total += times * _dot_flops(inner)
+    return total
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+def test_rnn_flops_formula_counts_every_matmul(cell):
+    model = RNNClassifier(vocab_size=50, embed_dim=6, hidden_size=8, num_classes=3, cell=cell)
+    tokens, lengths = jnp.ones((2, 5), jnp.int32), jnp.array([5, 5])
+    params = model.init(jax.random.key(0), tokens, lengths)
+    jaxpr = jax.make_jaxpr(lambda p: model.apply(p, tokens, lengths))(params).jaxpr
+    counted = flops.rnn_classifier_flops(steps=5, embed_dim=6, hidden_size=8, num_classes=3,
+                                         cell=cell)
+    assert _dot_flops(jaxpr) == 2 * counted["forward"]  # two examples
+    assert counted["train"] == 3 * counted["forward"]
+
+
+# -- the benchmark runs -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_results():
+    options = suite.Options(sections=("gemm", "models", "lesson"), tiny=True, torch="auto")
+    return suite.run(options, log=lambda line: None)
+
+
+def test_tiny_benchmark_reports_every_section(tiny_results):
+    results = tiny_results
+    assert {(g.framework, g.dtype) for g in results["gemm"]} >= {
+        ("jax", "float32"), ("jax", "bfloat16")}
+    assert all(g.gflops > 0 for g in results["gemm"])
+    assert [row["name"] for row in results["models"]] == list(workloads.NAMES)
+    for row in results["models"]:
+        numbers = report.model_numbers(row, results)
+        assert numbers["train"]["jax"] > 0 and numbers["infer"]["jax"] > 0
+        assert numbers["train"]["gflops"] == pytest.approx(
+            numbers["train"]["jax"] * row["flops"]["train"] / 1e9)
+        assert 0 < numbers["train"]["peak_fraction"] < 100
+        assert row["compile_seconds"] > 0 and row["first_step_seconds"] >= row["compile_seconds"]
+        assert math.isfinite(row["final_loss"])
+        assert (numbers["train"]["torch"] is not None) == results["torch"]
+    assert [r.method.split(" ")[0] for r in results["lesson"]] == ["naive", "RAM", "RAM", "RAM"]
+    assert all(0 <= r.stall <= 1 and r.examples_per_sec > 0 for r in results["lesson"])
+
+
+def test_tiny_tables_and_json(tiny_results, tmp_path):
+    text = report.markdown(tiny_results, "python -m jaxnets.experiments.benchmark --tiny")
+    for heading in ("## GEMM", "## Training", "## Inference", "## Input pipeline lesson",
+                    "## Targets (issue 7)"):
+        assert heading in text
+    assert "alexnet training >= 70% of float32 GEMM peak" in text
+    paths = report.write(tiny_results, str(tmp_path), "cpu")
+    data = json.loads(open(paths[1]).read())
+    assert data["machine"]["backend"] == "cpu" and len(data["models"]) == 3
+    assert data["models"][0]["derived"]["train"]["jax"] > 0
+
+
+def test_cli_rejects_bad_flags_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "jaxnets.experiments.benchmark",
+                             "--sections=gemm,speed"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "unknown section(s) speed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workload_sizes_are_the_issues():
+    sizes = {name: workloads.build(name) for name in workloads.NAMES}
+    assert sizes["lenet"].batch["image"].shape == (128, 32, 32, 1)
+    assert sizes["alexnet"].batch["image"].shape == (16, 227, 227, 3)
+    assert sizes["rnn"].batch["tokens"].shape == (64, 200)
+    assert sizes["rnn"].module.vocab_size == 10_000 and sizes["rnn"].module.hidden_size == 128
+
+
+def test_lesson_batches_are_the_loops_batches():
+    images = np.zeros((10, 28, 28), np.uint8)
+    batch = input_lesson.finish(images, np.arange(10), np.random.default_rng(0))
+    assert batch["image"].shape == (10, 32, 32, 1) and batch["image"].dtype == np.float32
+    assert set(batch) == {"image", "label", "mask"}
+
+
+# -- the speed work keeps the results ---------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, method", [
+    ((2, 32, 32, 1), (5, 5, 1, 6), 1, 0, "rows"),          # LeNet CONV1
+    ((2, 14, 14, 6), (5, 5, 6, 16), 1, 0, "rows"),         # LeNet CONV2
+    ((2, 9, 11, 3), (3, 3, 3, 4), 1, 1, "rows"),           # padded, not square
+    ((2, 35, 35, 3), (11, 11, 3, 8), 4, 0, "im2col_s2d"),  # AlexNet CONV1, smaller
+    ((2, 9, 9, 4), (3, 3, 4, 5), 1, 1, "im2col"),
+    ((2, 17, 17, 2), (5, 5, 2, 3), 2, 2, "rows_s2d"),      # stride 2 with padding
+    ((2, 16, 16, 2), (3, 3, 2, 3), 3, 1, "xla_s2d"),       # stride 3, kernel < stride*2
+])
+def test_conv_methods_equal_xla_convolution_and_its_gradient(shape, kernel, stride, padding,
+                                                             method):
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = jax.random.normal(jax.random.key(1), kernel)
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+
+    ref = lambda x, w: cnn.conv2d(x, w, stride, padding, "xla")  # noqa: E731
+    fast = lambda x, w: cnn.conv2d(x, w, stride, padding, method)  # noqa: E731
+    close = lambda a, b: np.testing.assert_allclose(  # noqa: E731 - float32 sums, reordered
+        a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
+    both = jax.jit(lambda x, w: [(f(x, w), jax.grad(loss(f), (0, 1))(x, w)) for f in (fast, ref)])
+    (y, grads), (ref_y, ref_grads) = both(x, w)
+    close(y, ref_y)
+    for a, b in zip(grads, ref_grads):
+        close(a, b)
+
+
+@pytest.mark.parametrize("shape, window, stride", [
+    ((2, 28, 28, 6), 2, 2), ((2, 55, 55, 5), 3, 2), ((1, 13, 13, 4), 3, 2), ((1, 7, 9, 2), 3, 3)])
+def test_max_pool_equals_reduce_window_and_its_gradient(shape, window, stride):
+    x = jax.random.normal(jax.random.key(2), shape)  # no ties: gradients must agree exactly
+
+    def ref(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, window, 1),
+                                     (1, stride, stride, 1), "VALID")
+
+    fast = lambda x: cnn.max_pool(x, window, stride)  # noqa: E731
+    both = jax.jit(lambda x: [(f(x), jax.grad(lambda x: jnp.sum(jnp.cos(f(x)) * 3))(x))
+                              for f in (fast, ref)])
+    (y, grad), (ref_y, ref_grad) = both(x)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("factory, shape", [(LeNet, (32, 32, 1)), (AlexNet, (67, 67, 3))])
+def test_fast_cnn_equals_the_xla_reference_model(factory, shape):
+    model = factory(num_classes=10, input_shape=shape)  # AlexNet's layers, on a small image
+    reference = dataclasses.replace(model, layers=tuple(
+        dataclasses.replace(layer, impl="xla") if hasattr(layer, "impl") else layer
+        for layer in model.layers))
+    x = jax.random.normal(jax.random.key(1), (2, *model.input_shape))
+    init = lambda m: jax.jit(m.init)(jax.random.key(0), x)  # noqa: E731
+    variables = init(model)
+    same = jax.tree.map(lambda a, b: bool((a == b).all()), variables, init(reference))
+    assert all(jax.tree.leaves(same))  # identical parameters from the same seed
+
+    @jax.jit
+    def outputs_and_grads(variables):
+        return [jax.value_and_grad(lambda v, m=m: jnp.sum(jnp.sin(m.apply(v, x))))(variables)
+                for m in (model, reference)]
+
+    (value, grads), (ref_value, ref_grads) = outputs_and_grads(variables)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * float(jnp.abs(b).max()))
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+def test_split_scan_gradient_equals_autodiff_of_the_plain_scan(cell):
+    module = rnn.make_cell(cell, 8)
+    x = jax.random.normal(jax.random.key(1), (3, 7, 5))
+    mask = jnp.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5], bool)
+    variables = module.init(jax.random.key(0), x, method=module.project)
+    h0 = jax.random.normal(jax.random.key(2), (3, 8))
+
+    def loss(variables, x, h0, plain):
+        def f(m):
+            step = m.recurrence()
+            if plain:  # any function that is not a Recurrence takes the lax.scan path
+                step = (lambda s: lambda carry, xp: s(carry, xp))(step)
+            carry, hs = rnn.masked_scan(step, m.initial_carry(h0), m.project(x), mask)
+            return jnp.sum(jnp.sin(m.hidden(carry))) + jnp.sum(jnp.cos(hs) * jnp.arange(8))
+        return module.apply(variables, method=f)
+
+    both = jax.jit(lambda *a: [jax.value_and_grad(loss, (0, 1, 2))(*a, p) for p in (False, True)])
+    (value, fast), (plain_value, plain) = both(variables, x, h0)
+    assert float(value) == float(plain_value)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_models_compute_in_bfloat16_and_score_in_float32():
+    for name in workloads.NAMES:
+        workload = workloads.build(name, tiny=True, dtype=jnp.bfloat16)
+        inputs = _inputs(workload.batch)
+        variables = jax.eval_shape(workload.module.init, jax.random.key(0), *inputs)
+        jaxpr = jax.make_jaxpr(workload.module.apply)(variables, *inputs)
+        assert jaxpr.out_avals[0].dtype == jnp.float32
+        assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype("float32")}
+        matmuls = [e for e in _all_eqns(jaxpr.jaxpr)
+                   if e.primitive.name in ("dot_general", "conv_general_dilated")]
+        assert matmuls and all(e.outvars[0].aval.dtype == jnp.bfloat16 for e in matmuls), name
+
+
+def _all_eqns(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for sub in eqn.params.values():
+            inner = getattr(sub, "jaxpr", None)
+            if inner is not None:
+                yield from _all_eqns(getattr(inner, "jaxpr", inner))
+
+
+def _inputs(batch):
+    return (batch["image"],) if "image" in batch else (batch["tokens"], batch["lengths"])
+
+
+def test_background_prefetch_keeps_order_errors_and_stops():
+    assert list(background(iter(range(50)), size=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise RuntimeError("disk gone")
+
+    it = background(failing())
+    assert [next(it), next(it)] == [1, 2]
+    with pytest.raises(RuntimeError, match="disk gone"):
+        next(it)
+    produced = []
+
+    def endless():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    it = background(endless(), size=2)
+    next(it)
+    it.close()
+    import time
+    time.sleep(0.5)
+    assert len(produced) < 10  # stopped a few items ahead, not at the end
+
+
+def test_host_tuning_is_idempotent_and_switchable():
+    from jaxnets import runtime_options
+    first = runtime_options.tune_host()
+    assert first == runtime_options.tune_host() and first.startswith("malloc:")
+    assert "initial" in runtime_options.set_malloc_tuning(False)
+    assert runtime_options.set_malloc_tuning(True) == first
