@@ -83,6 +83,8 @@ def main(argv) -> int:
                                     _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)
     parallel.make_strategy(config.parallel, config.num_devices).check_batch(
         config.batch_size)  # a usage error before the data loads
+    from jaxnets import runtime_options
+    runtime_options.tune_host()  # reuse freed memory: no page faults every step (1.1-1.6x)
     from jaxnets.data import DatasetUnavailableError
     from jaxnets.train import NonFiniteError, train_and_evaluate
     try:
