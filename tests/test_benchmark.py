@@ -20,6 +20,8 @@ import pytest
 from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
 from jaxnets.data.pipeline import background
 from jaxnets.models import AlexNet, LeNet, cnn, rnn, summary
+from jaxnets.models.alexnet import alexnet_layers
+from jaxnets.models.lenet import lenet_layers
 from jaxnets.models.rnn_modes import RNNClassifier
 
 # -- FLOP arithmetic ------------------------------------------------------------------
@@ -181,17 +183,19 @@ def test_max_pool_equals_reduce_window_and_its_gradient(shape, window, stride):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-6)
 
 
-@pytest.mark.parametrize("factory, shape", [(LeNet, (32, 32, 1)), (AlexNet, (67, 67, 3))])
-def test_fast_cnn_equals_the_xla_reference_model(factory, shape):
-    model = factory(num_classes=10, input_shape=shape)  # AlexNet's layers, on a small image
+@pytest.mark.parametrize("layers, shape", [
+    (lenet_layers(10), (32, 32, 1)),
+    (alexnet_layers()[:10], (67, 67, 3)),  # AlexNet's CONV/POOL/NORM part, on a small image
+])
+def test_fast_cnn_equals_the_xla_reference_model(layers, shape):
+    model = cnn.SequentialCNN(layers, shape)
     reference = dataclasses.replace(model, layers=tuple(
         dataclasses.replace(layer, impl="xla") if hasattr(layer, "impl") else layer
         for layer in model.layers))
     x = jax.random.normal(jax.random.key(1), (2, *model.input_shape))
-    init = lambda m: jax.jit(m.init)(jax.random.key(0), x)  # noqa: E731
-    variables = init(model)
-    same = jax.tree.map(lambda a, b: bool((a == b).all()), variables, init(reference))
-    assert all(jax.tree.leaves(same))  # identical parameters from the same seed
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    shapes = lambda m: jax.tree.map(jnp.shape, jax.eval_shape(m.init, jax.random.key(0), x))  # noqa: E731
+    assert shapes(model) == shapes(reference)  # the same parameters (values: test below)
 
     @jax.jit
     def outputs_and_grads(variables):
@@ -202,6 +206,19 @@ def test_fast_cnn_equals_the_xla_reference_model(factory, shape):
     np.testing.assert_allclose(value, ref_value, rtol=1e-4)
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * float(jnp.abs(b).max()))
+
+
+def test_fast_conv_layer_initializes_exactly_like_flax_conv():
+    layers = (cnn.Conv("C1", 4, 3), cnn.MaxPool("P1", 2, 2), cnn.Conv("C2", 3, 3, stride=2),
+              cnn.Dense("FC", 5, relu=False))
+    fast = cnn.SequentialCNN(layers, (12, 12, 2))
+    reference = cnn.SequentialCNN(tuple(dataclasses.replace(layer, impl="xla")
+                                        if hasattr(layer, "impl") else layer
+                                        for layer in layers), (12, 12, 2))
+    x = jnp.zeros((1, 12, 12, 2))
+    a, b = (m.init(jax.random.key(3), x) for m in (fast, reference))
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    assert all(bool((u == v).all()) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])

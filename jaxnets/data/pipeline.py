@@ -12,10 +12,11 @@ pipelines (TensorFlow runs on the CPU only; nothing here touches a JAX device):
          batch is padded with zeros and mask 0, and every process yields the same number of
          batches (extra all-padding ones) so multi-host evaluation stays in step.
 
-Speed (input stall, jaxnets/benchmark/stall.py): augmentation works on whole batches (one
-vectorized gather instead of a crop per image), and a host thread turns tf.data's batches
-into numpy ahead of the consumer, so the training thread's `next()` only takes a ready
-batch from a queue (lenet_mnist: ~0.7 ms -> ~0.02 ms per batch).
+Speed (input stall, `python -m jaxnets.experiments.benchmark --sections=stall`): augmentation
+works on whole batches (one vectorized gather instead of a crop per image), and a host
+thread turns tf.data's batches into numpy ahead of the consumer, so the training thread's
+`next()` only takes a ready batch from a queue (lenet_mnist, batches straight into the
+step: 30% -> 2-5% of the time spent waiting; experiments/benchmarks/speedups.md).
 
 Batches (numpy): images `image` float32[B, H, W, C] (normalized), `label` int32[B],
 `mask` float32[B]; text `tokens` int32[B, T] (0 = PAD, right-padded), `lengths` int32[B],
