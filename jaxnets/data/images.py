@@ -50,7 +50,8 @@ def make_source(builder, spec: catalog.DatasetSpec, train_split, eval_split, *,
         fit=functools.partial(fit_batch, target=target) if fit_later else None,
         input_shape=target,
         num_classes=builder.info.features["label"].num_classes,
-        augment=functools.partial(augment_batch, flip=spec.flip) if augment else None)
+        augment=functools.partial(augment_batch, flip=spec.flip, distort=spec.distort)
+        if augment else None)
 
 
 def target_shape(name: str, native: tuple, image_shape) -> tuple[int, int, int]:
@@ -125,24 +126,62 @@ def finish(batch, *, mean: np.ndarray, std: np.ndarray):
     return {"image": image, "label": label, "mask": tf.ones_like(label, tf.float32)}
 
 
-def augment_batch(batch, seed, *, flip: bool):
-    """Random translation of every image (pad by H/8, random crop back) and, if `flip`,
-    random mirrors: one vectorized gather for the whole batch.
+def augment_batch(batch, seed, *, flip: bool, distort: bool = False):
+    """Random translation of every image (by up to H/8) and, if `flip`, random mirrors;
+    if `distort`, also a small random rotation and scaling (handwriting keeps its label).
 
     Stateless draws seeded by (epoch seed, batch number in the epoch): the parallel map
     stays deterministic, and a resumed epoch augments exactly as the interrupted one did.
     """
-    image = batch["image"]                                   # uint8 [B, H, W, C]
-    size, height, width = tf.shape(image)[0], image.shape[1], image.shape[2]
-    pad = max(2, height // 8)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if distort:
+        batch = {**batch, "image": _random_affine(batch["image"], crop_seed)}
+    else:
+        batch = {**batch, "image": _random_shift(batch["image"], crop_seed)}
+    if flip:
+        image = batch["image"]
+        mirror = tf.random.stateless_uniform([tf.shape(image)[0]], flip_seed) < 0.5
+        batch["image"] = tf.where(mirror[:, None, None, None], tf.reverse(image, [2]), image)
+    return batch
+
+
+def _max_shift(height: int) -> int:
+    return max(2, height // 8)
+
+
+def _random_shift(image, seed):
+    """Whole-pixel shifts (pad by H/8, random crop back): one vectorized gather."""
+    size, height, width = tf.shape(image)[0], image.shape[1], image.shape[2]
+    pad = _max_shift(height)
     padded = tf.pad(image, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    corner = tf.random.stateless_uniform([size, 2], crop_seed, 0, 2 * pad + 1, tf.int32)
+    corner = tf.random.stateless_uniform([size, 2], seed, 0, 2 * pad + 1, tf.int32)
     rows = corner[:, :1] + tf.range(height)[None, :]         # [B, H]
     cols = corner[:, 1:] + tf.range(width)[None, :]          # [B, W]
-    image = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
-                      batch_dims=1)
-    if flip:
-        mirror = tf.random.stateless_uniform([size], flip_seed) < 0.5
-        image = tf.where(mirror[:, None, None, None], tf.reverse(image, [2]), image)
-    return {**batch, "image": image}
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
+                     batch_dims=1)
+
+
+MAX_ROTATION_DEGREES = 10.0
+MAX_SCALE_CHANGE = 0.1
+
+
+def _random_affine(image, seed):
+    """Per image: rotation by up to 10 degrees and scaling by up to 10% about the
+    centre, then a shift by up to H/8 pixels; bilinear, zeros outside (one op)."""
+    size, height, width = tf.shape(image)[0], image.shape[1], image.shape[2]
+    pad = float(_max_shift(height))
+    draws = tf.random.stateless_uniform([size, 4], seed, -1.0, 1.0)
+    angle = draws[:, 0] * (MAX_ROTATION_DEGREES * np.pi / 180)
+    scale = 1.0 + draws[:, 1] * MAX_SCALE_CHANGE
+    shift_x, shift_y = draws[:, 2] * pad, draws[:, 3] * pad
+    # Output pixel (x, y) reads input A @ ((x, y) - centre - shift) + centre, where A
+    # undoes the rotation and the scaling.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    ox, oy = cx + shift_x, cy + shift_y
+    transforms = tf.stack([cos, sin, cx - cos * ox - sin * oy,
+                           -sin, cos, cy + sin * ox - cos * oy,
+                           tf.zeros_like(cos), tf.zeros_like(cos)], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image, transforms=transforms, output_shape=[height, width],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
