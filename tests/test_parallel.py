@@ -14,6 +14,7 @@ import sys
 import time
 
 import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 
@@ -230,6 +231,17 @@ def test_prefetch_raises_a_source_error_only_after_the_batches_before_it():
     assert next(batches)["x"][0] == 0 and next(batches)["x"][0] == 1
     with pytest.raises(KeyboardInterrupt):
         next(batches)
+
+
+def test_one_cpu_device_takes_numpy_batches_straight_into_the_step():
+    strategy = parallel.make_strategy("sharding", 1)  # this process has one CPU device
+    batch = {"image": np.ones((4, 2), np.float32), "label": np.arange(4)}
+    placed = strategy.put_batch(batch)
+    assert strategy.host_is_device and all(isinstance(v, np.ndarray) for v in placed.values())
+    state = {"w": jax.numpy.ones(2)}
+    step = jax.jit(lambda s, b: (b["image"] @ s["w"]).sum(),
+                   in_shardings=(strategy.replicated, strategy.split))
+    assert float(step(state, placed)) == 8.0
 
 
 def test_launcher_stops_every_process_when_one_fails_or_time_runs_out():

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxnets.data.background import background
+
 
 def _rows(arrays: dict[str, np.ndarray]) -> int:
     sizes = {k: len(v) for k, v in arrays.items()}
@@ -79,7 +81,13 @@ class ArrayData:
                              f" per process) make no batch of {batch_size}: lower batch_size")
 
     def train_epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
-        """The batches of `epoch` from batch `start_step` on; the order depends on (seed, epoch)."""
+        """The batches of `epoch` from batch `start_step` on; the order depends on (seed, epoch).
+
+        A host thread gathers them a few batches ahead (the gathers overlap the step).
+        """
+        return background(self._gather_epoch(epoch, start_step))
+
+    def _gather_epoch(self, epoch: int, start_step: int) -> Iterator[dict]:
         order = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
         for i in range(start_step, self.steps_per_epoch):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
