@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
+import platform
 
 _M_TRIM_THRESHOLD = -1   # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -70,11 +72,29 @@ def set_malloc_tuning(keep: bool) -> str:
 
 def enable_compilation_cache(path: str | None = None) -> str:
     """Turns on JAX's persistent compilation cache in `path` (default
-    ~/.cache/jaxnets/xla); returns the directory."""
+    ~/.cache/jaxnets/xla/<this CPU>); returns the directory.
+
+    The default directory is per processor model and instruction set: XLA:CPU compiles
+    for the host's features, so a home directory shared by different machines must not
+    hand one machine's programs to another.
+    """
     import jax  # pylint: disable=g-import-not-at-top
 
-    path = path or os.path.join(os.path.expanduser("~"), ".cache", "jaxnets", "xla")
+    path = os.path.expanduser(path or os.path.join("~", ".cache", "jaxnets", "xla",
+                                                   host_fingerprint()))
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
+
+
+def host_fingerprint() -> str:
+    """'<arch>-<12 hex digits>' of this processor's model and feature flags."""
+    described = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            lines = [l for l in f if l.startswith(("model name", "flags", "Features"))]
+        described += "".join(sorted(set(lines)))
+    except OSError:
+        described += platform.processor()
+    return f"{platform.machine()}-{hashlib.sha256(described.encode()).hexdigest()[:12]}"

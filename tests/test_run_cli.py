@@ -35,6 +35,8 @@ BAD_FLAGS = [
     (["--epochs=many"], "--epochs=many"),
     (["--model=no_such_pkg.models:make", "--steps=1"], "cannot import module 'no_such_pkg"),
     (["lenet_mnist"], "unexpected arguments lenet_mnist"),
+    (["--compilation_cache=/proc/jaxnets_cache", "--config.smoke=True"],
+     "--compilation_cache=/proc/jaxnets_cache: cannot create the directory"),
 ]
 
 
