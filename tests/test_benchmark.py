@@ -83,6 +83,7 @@ def tiny_results():
 
 def test_tiny_benchmark_reports_every_section(tiny_results):
     results = tiny_results
+    assert results["failures"] == []
     assert {(g.framework, g.dtype) for g in results["gemm"]} >= {
         ("jax", "float32"), ("jax", "bfloat16")}
     assert all(g.gflops > 0 for g in results["gemm"])
@@ -118,6 +119,56 @@ def test_cli_rejects_bad_flags_in_one_line():
                             timeout=120)
     assert result.returncode == 2, result.stderr
     assert "unknown section(s) speed" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "jaxnets.experiments.benchmark",
+                             "--batch_sizes=alexnet=0"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "batch size of alexnet must be a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("items, message", [
+    (["vgg=64"], "unknown model 'vgg'"),
+    (["alexnet_xla=64"], "unknown model 'alexnet_xla'"),
+    (["alexnet=0"], "batch size of alexnet must be a positive integer, got 0"),
+    (["lenet=-8"], "batch size of lenet must be a positive integer, got -8"),
+    (["rnn=1.5"], "batch size of rnn must be a positive integer, got '1.5'"),
+    (["alexnet"], "is not NAME=SIZE"),
+])
+def test_batch_sizes_are_validated(items, message):
+    with pytest.raises(ValueError, match=message):
+        workloads.parse_batch_sizes(items)
+    with pytest.raises(ValueError, match="positive integer"):
+        workloads.build("lenet", tiny=True, batch_size=0)
+
+
+def test_batch_size_override_reaches_the_workload_and_the_report():
+    assert workloads.parse_batch_sizes(["alexnet=1024", " lenet=4096"]) == {
+        "alexnet": 1024, "lenet": 4096}
+    assert workloads.build("alexnet_xla", tiny=True, batch_size=3).batch["image"].shape[0] == 3
+    assert workloads.build("rnn", tiny=True, batch_size=5).batch["tokens"].shape == (5, 8)
+    options = suite.Options(sections=("models",), models=("lenet",), tiny=True, torch="no",
+                            batch_sizes={"lenet": 6})
+    results = suite.run(options, log=lambda line: None)
+    row, = results["models"]
+    assert row["batch_size"] == 6 and "batch 6" in row["what"]
+    assert "Batch sizes set by --batch_sizes (not the issue's CPU sizes): lenet 6." in \
+        report.markdown(results)
+    assert json.loads(report.to_json(results))["options"]["batch_sizes"] == {"lenet": 6}
+
+
+def test_a_failing_workload_is_recorded_and_the_others_still_run():
+    def row(name):
+        if name == "alexnet":
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory\nmore detail")
+        return {"name": name}
+
+    rows, failures, lines = [], [], []
+    suite._each(["lenet", "alexnet", "rnn"], "models", rows, failures, lines.append, row)
+    assert rows == [{"name": "lenet"}, {"name": "rnn"}]
+    assert failures == [{"section": "models", "name": "alexnet",
+                         "error": "RuntimeError: RESOURCE_EXHAUSTED: out of memory"}]
+    assert "alexnet failed" in lines[0]
 
 
 def test_workload_sizes_are_the_issues():

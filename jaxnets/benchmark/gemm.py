@@ -41,10 +41,11 @@ def jax_gemm(backend: str, dtype: str, sizes, reps: int) -> GemmResult:
     device = jax.devices(backend)[0]
     best = None
     for n in sizes:
-        rng = np.random.default_rng(n)
-        a, b = (jax.device_put(jnp.asarray(rng.standard_normal((n, n)), dtype), device)
-                for _ in range(2))
-        matmul = jax.jit(lambda x, y: x @ y)
+        rng = np.random.default_rng(n)  # float32 draws: 8192^2 float64 would take seconds
+        a, b = (jax.device_put(jnp.asarray(rng.standard_normal((n, n), np.float32), dtype),
+                               device) for _ in range(2))
+        # Compiled first: otherwise steps_for times the compile and picks one step.
+        matmul = jax.jit(lambda x, y: x @ y).lower(a, b).compile()
 
         def run(steps, matmul=matmul, a=a, b=b):
             out = None

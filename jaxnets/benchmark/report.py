@@ -105,6 +105,10 @@ def markdown(results, command: str = "") -> str:
               f"{m.get('load_average_end', '?')} at the end (the machine is shared: medians of "
               f"{results['reps']} interleaved repetitions, spread in brackets). "
               f"Threads: {results['threads']} for XLA and PyTorch; {results['host']}.", ""]
+    overrides = results.get("options", {}).get("batch_sizes") or {}
+    if overrides:
+        lines += ["Batch sizes set by --batch_sizes (not the issue's CPU sizes): " + ", ".join(
+            f"{name} {size:,}" for name, size in sorted(overrides.items())) + ".", ""]
     if results.get("gemm"):
         lines += ["## GEMM (n x n x n, best n)", ""]
         lines += _table(["framework", "backend", "dtype", "n", "GFLOP/s", "spread"], [
@@ -155,6 +159,11 @@ def markdown(results, command: str = "") -> str:
         lines += ["", "Cold: nothing cached; the interpreter's own start is in the total. Warm: "
                   "the same command again with JAX's persistent compilation cache "
                   "(jaxnets.runtime_options.enable_compilation_cache).", ""]
+    if results.get("failures"):
+        failed = [(f["section"], f["name"], f["error"].replace("|", "/"))
+                  for f in results["failures"]]
+        lines += ["## Failed (the other rows were measured)", ""]
+        lines += _table(["section", "model", "error"], failed) + [""]
     checks = targets(results)
     if checks:
         lines += ["## Targets (issue 7)", ""] + _table(["target", "measured", ""], checks) + [""]

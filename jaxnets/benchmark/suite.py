@@ -39,10 +39,14 @@ class Options:
     data_dir: str = ""
     tiny: bool = False            # tests: every size shrunk, one repetition
     tune_host: bool = True        # jaxnets.runtime_options.tune_host() (off: "before" runs)
+    batch_sizes: dict = dataclasses.field(default_factory=dict)  # workload -> batch override
 
 
-def run(options: Options, log=print) -> dict:
-    """Runs the chosen sections; returns {"machine", "options", section: rows}."""
+def run(options: Options, log=print, results: dict | None = None) -> dict:
+    """Runs the chosen sections; returns {"machine", "options", section: rows}.
+
+    `results`, when given, is filled in place as rows finish: a caller stopped part-way
+    (a time limit) still has what was measured."""
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
@@ -53,19 +57,23 @@ def run(options: Options, log=print) -> dict:
     threads = options.threads or timing.machine()["cpu_cores"]
     with_torch = _want_torch(options.torch) and jax.default_backend() == "cpu"
     reps = 1 if options.tiny else options.reps
-    results = {"machine": timing.machine(), "options": dataclasses.asdict(options),
-               "host": host, "threads": threads, "torch": with_torch, "reps": reps}
+    results = {} if results is None else results
+    results.update({"machine": timing.machine(), "options": dataclasses.asdict(options),
+                    "host": host, "threads": threads, "torch": with_torch, "reps": reps,
+                    "failures": []})
     if "gemm" in options.sections:
         log("gemm ...")
         backends = sorted({d.platform for d in jax.devices()} | {"cpu"})
         results["gemm"] = gemm.measure(backends, tiny=options.tiny, reps=reps,
                                        threads=threads, with_torch=with_torch)
     if "models" in options.sections:
-        results["models"] = [_model_row(name, options, reps, threads, with_torch, log)
-                             for name in options.models]
+        _each(options.models, "models", results.setdefault("models", []),
+              results["failures"], log,
+              lambda name: _model_row(name, options, reps, threads, with_torch, log))
     if "host" in options.sections:
         log("malloc tuning on/off ...")
-        results["host_ab"] = [_host_ab(name, options, reps) for name in options.models]
+        _each(options.models, "host", results.setdefault("host_ab", []), results["failures"],
+              log, lambda name: _host_ab(name, options, reps))
     if "lesson" in options.sections:
         log("input pipeline lesson ...")
         results["lesson"] = _lesson(options)
@@ -78,6 +86,26 @@ def run(options: Options, log=print) -> dict:
         results["startup"] = startup.all_presets()
     results["machine"]["load_average_end"] = timing.load_average()
     return results
+
+
+def _each(names, section, rows, failures, log, row) -> None:
+    """Appends `row(name)` for every name to `rows`; one that fails (e.g. out of device
+    memory at a large batch) is logged and recorded in `failures`, and the others still
+    run: a one-shot run on a borrowed GPU keeps what it measured."""
+    for name in names:
+        try:
+            rows.append(row(name))
+        except Exception as e:  # pylint: disable=broad-except
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+            log(f"  {name} failed: {error}")
+            failures.append({"section": section, "name": name, "error": error[:300]})
+
+
+def _build(name, options):
+    """The workload with the options' dtype and batch override (a reference takes its
+    base model's batch)."""
+    return workloads.build(name, tiny=options.tiny, dtype=_dtype(options.dtype),
+                           batch_size=options.batch_sizes.get(workloads.base_name(name)))
 
 
 def _want_torch(choice: str) -> bool:
@@ -95,7 +123,7 @@ def _dtype(name: str):
 
 
 def _model_row(name, options, reps, threads, with_torch, log) -> dict:
-    workload = workloads.build(name, tiny=options.tiny, dtype=_dtype(options.dtype))
+    workload = _build(name, options)
     log(f"{workload.what} ...")
     jax_run = workloads.jax_run(workload)
     runners = {"jax_train": jax_run.train, "jax_infer": jax_run.infer}
@@ -104,6 +132,9 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
     steps = {key: 1 if options.tiny else timing.steps_for(fn, options.seconds)
              for key, fn in runners.items()}
     stats = timing.interleaved(runners, steps, reps=reps)
+    log(f"  {name}: train {stats['jax_train'].rate(workload.batch_size):,.0f} ex/s, inference "
+        f"{stats['jax_infer'].rate(workload.batch_size):,.0f} ex/s, compile "
+        f"{jax_run.compile_seconds:.1f} s")  # in the log even if a later row never ends
     return {"name": name, "preset": workload.preset, "what": workload.what,
             "dtype": options.dtype, "batch_size": workload.batch_size,
             "flops": workload.flops, "stats": stats,
@@ -115,7 +146,7 @@ def _host_ab(name, options, reps) -> dict:
     """Seconds per JAX training step with the malloc tuning off and on, interleaved."""
     from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
 
-    workload = workloads.build(name, tiny=options.tiny, dtype=_dtype(options.dtype))
+    workload = _build(name, options)
     run = workloads.jax_run(workload)
     steps = 1 if options.tiny else timing.steps_for(run.train, options.seconds)
 

@@ -5,6 +5,9 @@
     rnn      rnn_sentiment's vanilla RNN classifier (H=128, embeddings 64, its dropout and
              optimiser), 10,000-word vocabulary, T=200 real tokens, batch 64
 
+The batches are the CPU's sizes; `batch_size=` overrides one (a GPU needs far larger
+batches to be measured at all: `--batch_sizes=alexnet=1024,...`).
+
 Training is the real `jaxnets.train` step (`create_state` + `train_step`, jitted once
 with the state donated, NaN check and metrics included); inference is the model's
 forward pass. Data is one in-memory batch already on the device: these rows measure
@@ -43,14 +46,51 @@ class Workload:
         return len(self.batch["label"])
 
 
-def build(name: str, *, tiny: bool = False, dtype=None) -> Workload:
-    """The workload `name` (one of NAMES or REFERENCES)."""
+def build(name: str, *, tiny: bool = False, dtype=None, batch_size: int | None = None
+          ) -> Workload:
+    """The workload `name` (one of NAMES or REFERENCES); `batch_size` replaces its
+    default batch (None: the issue's size, or the tiny one)."""
     if name not in NAMES + REFERENCES:
         raise ValueError(f"unknown benchmark model {name!r}; choose from "
                          f"{', '.join(NAMES + REFERENCES)}")
+    if batch_size is not None:
+        _check_batch_size(name, batch_size)
     if name in REFERENCES:
-        return _reference(build(name.removesuffix("_xla"), tiny=tiny, dtype=dtype))
-    return {"lenet": _lenet, "alexnet": _alexnet, "rnn": _rnn}[name](tiny, dtype)
+        return _reference(build(base_name(name), tiny=tiny, dtype=dtype, batch_size=batch_size))
+    return {"lenet": _lenet, "alexnet": _alexnet, "rnn": _rnn}[name](tiny, dtype, batch_size)
+
+
+def base_name(name: str) -> str:
+    """The workload a reference is a variant of (alexnet_xla -> alexnet)."""
+    return name.removesuffix("_xla")
+
+
+def parse_batch_sizes(items) -> dict[str, int]:
+    """["alexnet=1024", "lenet=4096"] -> {"alexnet": 1024, "lenet": 4096}; a reference
+    (alexnet_xla) takes its base workload's size. ValueError on anything else."""
+    sizes = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"--batch_sizes item {item!r} is not NAME=SIZE "
+                             f"(e.g. alexnet=1024)")
+        if name not in NAMES:
+            raise ValueError(f"--batch_sizes: unknown model {name!r}; choose from "
+                             f"{', '.join(NAMES)} (references use their base model's size)")
+        try:
+            sizes[name] = int(value)
+        except ValueError:
+            raise ValueError(f"--batch_sizes: batch size of {name} must be a positive "
+                             f"integer, got {value!r}") from None
+        _check_batch_size(name, sizes[name])
+    return sizes
+
+
+def _check_batch_size(name: str, size) -> None:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"--batch_sizes: batch size of {name} must be a positive integer, "
+                         f"got {size!r}")
 
 
 def _reference(workload: Workload) -> Workload:
@@ -80,18 +120,19 @@ def _images(batch: int, shape, classes: int) -> dict:
             "mask": np.ones(batch, np.float32)}
 
 
-def _lenet(tiny, dtype) -> Workload:
+def _lenet(tiny, dtype, batch) -> Workload:
     from jaxnets.models import LeNet  # pylint: disable=g-import-not-at-top
-    batch = 8 if tiny else 128
+    batch = batch or (8 if tiny else 128)
     module = LeNet(num_classes=10, **_dtype_kwarg(dtype))
     return Workload("lenet", "lenet_mnist", f"LeNet-5 32x32x1, batch {batch}", module,
                     _images(batch, module.input_shape, 10), _preset("lenet_mnist"),
                     flops_lib.cnn_flops(module), "lenet", {"classes": 10})
 
 
-def _alexnet(tiny, dtype) -> Workload:
+def _alexnet(tiny, dtype, batch) -> Workload:
     from jaxnets.models import AlexNet  # pylint: disable=g-import-not-at-top
-    batch, shape, classes = (2, (67, 67, 3), 10) if tiny else (16, (227, 227, 3), 1000)
+    default, shape, classes = (2, (67, 67, 3), 10) if tiny else (16, (227, 227, 3), 1000)
+    batch = batch or default
     module = AlexNet(num_classes=classes, input_shape=shape, **_dtype_kwarg(dtype))
     return Workload("alexnet", "alexnet", f"AlexNet {shape[0]}x{shape[1]}x3, {classes} "
                     f"classes, batch {batch}", module, _images(batch, shape, classes),
@@ -99,11 +140,12 @@ def _alexnet(tiny, dtype) -> Workload:
                     {"classes": classes, "shape": shape})
 
 
-def _rnn(tiny, dtype) -> Workload:
+def _rnn(tiny, dtype, batch) -> Workload:
     from jaxnets.models.rnn_modes import RNNClassifier  # pylint: disable=g-import-not-at-top
     config = _preset("rnn_sentiment")
     kwargs = dict(config.model_kwargs)
-    batch, steps, vocab = (4, 8, 100) if tiny else (64, 200, 10_000)
+    default, steps, vocab = (4, 8, 100) if tiny else (64, 200, 10_000)
+    batch = batch or default
     module = RNNClassifier(vocab_size=vocab, num_classes=2, **kwargs, **_dtype_kwarg(dtype))
     rng = np.random.default_rng(0)
     data = {"tokens": rng.integers(1, vocab, (batch, steps)).astype(np.int32),
@@ -156,8 +198,11 @@ def jax_run(workload: Workload) -> JaxRun:
             box["state"], box["metrics"], _ = step(box["state"], batch)
         jax.block_until_ready(box["state"])
 
+    # Compiled here, not on the first call: steps_for's one timed call would otherwise
+    # be the compile and pick a single step per repetition (launch-bound on a GPU).
     forward = jax.jit(lambda params, model_state, b: model.apply(
-        params, model_state, b, train=False, rng=None)[0])
+        params, model_state, b, train=False, rng=None)[0]).lower(
+            box["state"].params, box["state"].model_state, batch).compile()
 
     def infer(n):
         out = None

@@ -3,16 +3,19 @@ r"""Benchmark jaxnets: GEMM peak, the presets' models against PyTorch, input pip
   python -m jaxnets.experiments.benchmark
   python -m jaxnets.experiments.benchmark --sections=gemm,models --models=lenet,rnn
   python -m jaxnets.experiments.benchmark --dtype=bfloat16 --torch=no     # e.g. on a GPU
+  python -m jaxnets.experiments.benchmark --sections=gemm,models --batch_sizes=alexnet=1024
   python -m jaxnets.experiments.benchmark --tiny --out=/tmp/bench          # a smoke run
 
 Prints the tables and writes them to --out as <backend>.md and <backend>.json
 (experiments/benchmarks/ by default; --tiny writes nothing unless --out is given).
+Stopped by SIGTERM (e.g. `timeout`), it still writes the rows measured so far.
 See jaxnets/benchmark/ for what each number means.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from absl import flags
@@ -23,6 +26,9 @@ _SECTIONS = flags.DEFINE_list("sections", "gemm,models,host,lesson,stall,startup
                               "Any of gemm, models, host, lesson, stall, startup.")
 _MODELS = flags.DEFINE_list("models", "lenet,alexnet,rnn", "Workloads of the models section "
                             "(also lenet_xla, alexnet_xla: the same on XLA's own conv/pool).")
+_BATCH_SIZES = flags.DEFINE_list(
+    "batch_sizes", [], "Per-model batch overrides, e.g. alexnet=1024,lenet=8192,rnn=2048 "
+    "(the defaults are a CPU's sizes; a GPU needs larger ones). alexnet_xla takes alexnet's.")
 _REPS = flags.DEFINE_integer("reps", 5, "Interleaved repetitions per measurement.")
 _SECONDS = flags.DEFINE_float("seconds", 1.0, "Length of one timed repetition.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
@@ -43,6 +49,14 @@ _NAME = flags.DEFINE_string("name", None, "File name without extension (default:
                             "plus the dtype when not float32).")
 
 
+class _Stopped(BaseException):
+    """SIGTERM: not an Exception, so no per-workload handler swallows it."""
+
+
+def _stop(signum, frame):
+    raise _Stopped()
+
+
 def main(argv) -> int:
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
@@ -57,13 +71,24 @@ def main(argv) -> int:
     for name in _MODELS.value:
         if name not in choices:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(choices)}")
+    batch_sizes = workloads.parse_batch_sizes(_BATCH_SIZES.value)
     options = benchmark.Options(
         sections=tuple(_SECTIONS.value), models=tuple(_MODELS.value), reps=_REPS.value,
         seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value,
         threads=_THREADS.value, stall_steps=_STALL_STEPS.value,
         lesson_steps=_LESSON_STEPS.value, data_dir=_DATA_DIR.value, tiny=_TINY.value,
-        tune_host=_TUNE_HOST.value)
-    results = benchmark.run(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+        tune_host=_TUNE_HOST.value, batch_sizes=batch_sizes)
+    results = {}
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        benchmark.run(options, log=lambda line: print(line, file=sys.stderr, flush=True),
+                      results=results)
+    except _Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the process
+        if "machine" not in results:
+            raise SystemExit("error: stopped (SIGTERM) before anything was measured") from None
+        results["failures"].append({"section": "all", "name": "-", "error":
+                                    "stopped by SIGTERM (a time limit): later rows missing"})
     command = "python -m jaxnets.experiments.benchmark " + " ".join(sys.argv[1:])
     print(report.markdown(results, command.strip()))
     out = _OUT.value if _OUT.value is not None else (None if _TINY.value else
@@ -73,6 +98,11 @@ def main(argv) -> int:
         name = _NAME.value or (backend if _DTYPE.value == "float32" else f"{backend}_{_DTYPE.value}")
         for path in report.write(results, out, name, command.strip()):
             print(f"wrote {path}", file=sys.stderr)
+    if results["failures"]:  # after writing: the other rows are kept
+        print(f"error: {len(results['failures'])} workload(s) failed: " + "; ".join(
+            f"{f['section']} {f['name']}: {f['error']}" for f in results["failures"]),
+              file=sys.stderr)
+        return 1
     return 0
 
 
