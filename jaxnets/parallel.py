@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import itertools
 import os
 import sys
 import threading
@@ -39,6 +38,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxnets.background import background
 from jaxnets.train.config import PARALLEL as STRATEGIES
 from jaxnets.train.config import ConfigError
 from jaxnets.train.steps import eval_step, train_step
@@ -177,13 +177,10 @@ def prefetch_to_device(iterator: Iterable[Any], size: int = 2,
                        sharding: jax.sharding.Sharding | None = None) -> Iterator[Any]:
     """Yields the items of `iterator` (pytrees of numpy arrays) as device arrays.
 
-    `jax.device_put` returns as soon as the copy is queued, so while the caller works on
-    item t, items t+1 .. t+size-1 are already on their way.
-
     Args:
       iterator: host batches, e.g. `Dataset.train_epoch(epoch)`.
-      size: batches on the device at once: the one the caller holds and size-1 copies
-        in flight (2 = double buffering). Each costs one batch of device memory.
+      size: batches placed ahead of the caller (2 = double buffering). Each costs one
+        batch of device memory.
       sharding: where to put each array (e.g. a `NamedSharding` over a mesh); default: the
         default device.
     """
@@ -191,32 +188,17 @@ def prefetch_to_device(iterator: Iterable[Any], size: int = 2,
 
 
 def prefetch(iterator: Iterable[Any], put: Callable[[Any], Any], size: int = 2) -> Iterator[Any]:
-    """`put(item)` for each item, `size` items ahead of the caller.
+    """`put(item)` for each item, done by a host thread `size` items ahead of the caller.
 
-    An error raised by `iterator` while reading ahead is raised only when the caller asks for
-    that item, after every item before it: a consumer never loses a batch it was owed.
+    The thread takes placing off the training loop's thread: on a GPU one small batch's
+    `device_put` costs ~0.5 ms on the host, which stalled a 1.5 ms step by 46%
+    (rnn_translate on an H200); here it overlaps the step. An error raised by `iterator`
+    is raised only when the caller asks for that item, after every item before it: a
+    consumer never loses a batch it was owed.
     """
     if size < 1:
         raise ValueError(f"prefetch size must be >= 1, got {size}")
-    iterator = iter(iterator)
-    queue: collections.deque = collections.deque()
-    failed: list[BaseException] = []
-
-    def enqueue(count: int) -> None:
-        if failed:
-            return
-        try:
-            for item in itertools.islice(iterator, count):
-                queue.append(put(item))  # asynchronous copy
-        except BaseException as e:  # noqa: BLE001 - re-raised in order, below (Ctrl-C too)
-            failed.append(e)
-
-    enqueue(size)
-    while queue:
-        yield queue.popleft()
-        enqueue(1)
-    if failed:
-        raise failed[0]
+    return background((put(item) for item in iterator), size)
 
 
 # -- strategies --------------------------------------------------------------------------
@@ -234,6 +216,7 @@ class Strategy:
     """
 
     name = ""
+    host_is_device = False  # batches stay numpy (see ShardingStrategy)
 
     def __init__(self, num_devices: int = 0):
         self.devices = select_devices(num_devices)
@@ -294,6 +277,8 @@ class Strategy:
             else:
                 self.check_batch(batch_rows(batch))
             return self.put_batch(batch)
+        if self.host_is_device:  # placing is free: a thread hop would only cost
+            return (put(batch) for batch in batches)
         return prefetch(batches, put, size)
 
     # -- steps ------------------------------------------------------------------------------

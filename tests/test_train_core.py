@@ -230,6 +230,20 @@ def test_array_data_epochs_are_reproducible_different_and_resumable():
     assert data.steps_per_epoch == 5 == len(first)
 
 
+def test_array_data_batches_do_not_depend_on_how_many_rows_are_gathered_at_once():
+    whole = ArrayData(_arrays(23), None, batch_size=4, seed=5)
+    chunked = ArrayData(_arrays(23), None, batch_size=4, seed=5)
+    chunked.chunk_bytes = 2 * 4 * 20  # two batches of 20-byte rows per gather
+    for start in (0, 1, 3):
+        a, b = list(whole.train_epoch(2, start)), list(chunked.train_epoch(2, start))
+        assert len(a) == len(b) == 5 - start
+        for x, y in zip(a, b):
+            assert x.keys() == y.keys() == {"image", "label", "mask"}
+            for key in x:
+                np.testing.assert_array_equal(x[key], y[key])
+    assert not a[0]["mask"].flags.writeable  # the shared all-ones mask
+
+
 def test_inputs_accept_lists_functions_and_datasets():
     batches = list(ArrayData(_arrays(8), None, batch_size=4).train_epoch(0))
     from_list = as_inputs(batches, eval_data=batches)

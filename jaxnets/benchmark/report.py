@@ -138,9 +138,10 @@ def markdown(results, command: str = "") -> str:
             (r.preset, r.dataset, r.batch_size, r.steps, _num(r.examples_per_sec),
              pct(r.stall), pct(r.first_epoch), pct(r.host_only), r.note)
             for r in results["stall"]])
-        lines += ["", "As the loop feeds: `jaxnets.parallel.prefetch_to_device` into the step. "
-                  "First epoch: the same while the RAM cache fills. Host batches: numpy "
-                  "straight into the jitted step (no device_put).", ""]
+        lines += ["", "As the loop feeds: the loop's `Strategy.prefetch` (a host thread places "
+                  "batches ahead; one CPU device takes numpy as is) into the step. First "
+                  "epoch: the same while the RAM cache fills. Host batches: numpy straight "
+                  "into the jitted step from the training thread.", ""]
     if results.get("startup"):
         lines += ["## Start to first training step (fresh `python`, real data and model)", ""]
         rows = []

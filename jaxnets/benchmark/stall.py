@@ -2,8 +2,9 @@
 
 For each preset: its dataset (`jaxnets.train.experiment.load_dataset`: tf.data for the
 image and text datasets, numpy for the sequence tasks), its model and optimiser, its
-batch size; batches go through `jaxnets.parallel.prefetch_to_device` into the jitted,
-state-donating `train_step`, with at most one step in flight (the loop reads each
+batch size; batches go through the loop's own placement (`Strategy.prefetch` of
+`config.parallel`: a host thread places them ahead; one CPU device takes numpy as is)
+into the jitted, state-donating `train_step`, with at most one step in flight (the loop reads each
 step's NaN flag one step later). Stall = time inside `next()` / wall time, measured
 after the first (compiling) step.
 
@@ -60,16 +61,15 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     """The stall row of preset `name` (skipped rows carry the reason in `note`).
 
     Three windows of at most `steps` steps (fewer for slow models: about
-    `window_seconds` each): epoch 0 as the loop feeds it (device prefetch); epoch 1,
-    the same, with the RAM cache full; epoch 2 with the host batches passed straight
-    to the jitted step (on a CPU the "device" is the host: jit takes numpy in ~5 us,
-    where an explicit `device_put` of a batch dict costs ~100 us).
+    `window_seconds` each): epoch 0 as the loop feeds it; epoch 1, the same, with the
+    RAM cache full; epoch 2 with the host batches passed straight to the jitted step
+    in the training thread (no placement thread, no device_put).
     """
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import prefetch_to_device  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
@@ -90,7 +90,8 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
                         note=f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)
-    batches = prefetch_to_device(dataset.train_epoch(0))
+    strategy = make_strategy(config.parallel, 1)  # the loop's placement, on one device
+    batches = strategy.prefetch(dataset.train_epoch(0))
     first = next(batches)
     state = create_state(model, tx, first, config.seed)
     step = InFlight(jax.jit(train_step, donate_argnums=0).lower(state, first).compile(),
@@ -105,7 +106,7 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
         pass
     if dataset.steps_per_epoch < 2:
         raise ValueError(f"{name}: one batch per epoch leaves nothing to measure")
-    stall, rate = _window(prefetch_to_device(dataset.train_epoch(1)), step, steps,
+    stall, rate = _window(strategy.prefetch(dataset.train_epoch(1)), step, steps,
                           config.batch_size)
     host_only, _ = _window(iter(dataset.train_epoch(2)), step, steps)
     return StallRow(name, config.dataset, config.batch_size, steps, rate, stall,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from jaxnets.data import catalog
-from jaxnets.data.background import background
+from jaxnets.background import background
 from jaxnets.data.tf_setup import import_tf
 from jaxnets.data.tokenizer import Vocabulary
 
