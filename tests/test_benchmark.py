@@ -189,6 +189,15 @@ def test_lesson_batches_are_the_loops_batches():
 # -- the speed work keeps the results ---------------------------------------------------
 
 
+def test_conv_method_per_backend(monkeypatch):
+    conv1 = ((16, 227, 227, 3), (11, 11, 3, 96), 4, 0)   # AlexNet CONV1
+    conv3 = ((16, 13, 13, 256), (3, 3, 256, 384), 1, 1)  # AlexNet CONV3
+    assert cnn.conv_method(*conv1) == "im2col_s2d" and cnn.conv_method(*conv3) == "xla"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert cnn.conv_method(*conv1) == "xla_s2d" and cnn.conv_method(*conv3) == "xla"
+    assert cnn.conv_method((8, 64, 64, 64), (3, 3, 64, 64), 2, 1) == "xla"  # many channels
+
+
 @pytest.mark.parametrize("shape, kernel, stride, padding, method", [
     ((2, 32, 32, 1), (5, 5, 1, 6), 1, 0, "rows"),          # LeNet CONV1
     ((2, 14, 14, 6), (5, 5, 6, 16), 1, 0, "rows"),         # LeNet CONV2
