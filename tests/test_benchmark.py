@@ -189,10 +189,23 @@ def test_lesson_batches_are_the_loops_batches():
 # -- the speed work keeps the results ---------------------------------------------------
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 2 * 7 * 7 * 8 * 4])  # slices of 1 and 2
+def test_conv_in_batch_chunks_equals_one_conv_and_its_gradient(monkeypatch, chunk_bytes):
+    monkeypatch.setattr(cnn, "CHUNK_OUTPUT_BYTES", chunk_bytes)
+    x = jax.random.normal(jax.random.key(0), (6, 35, 35, 3))
+    w = jax.random.normal(jax.random.key(1), (11, 11, 3, 8))
+    loss = lambda impl: lambda x, w: jnp.sum(jnp.sin(cnn.conv2d(x, w, 4, 1, impl)))  # noqa: E731
+    for ours, ref in zip(jax.value_and_grad(loss("xla_chunks"), (0, 1))(x, w),
+                         jax.value_and_grad(loss("xla"), (0, 1))(x, w)):
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_conv_method_per_backend(monkeypatch):
     conv1 = ((16, 227, 227, 3), (11, 11, 3, 96), 4, 0)   # AlexNet CONV1
     conv3 = ((16, 13, 13, 256), (3, 3, 256, 384), 1, 1)  # AlexNet CONV3
-    assert cnn.conv_method(*conv1) == "im2col_s2d" and cnn.conv_method(*conv3) == "xla"
+    assert cnn.conv_method(*conv1) == "xla_chunks" == cnn.conv_method(*conv3)
+    assert cnn.conv_method((128, 32, 32, 1), (5, 5, 1, 6), 1, 0) == "rows"  # LeNet CONV1
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert cnn.conv_method(*conv1) == "xla_s2d" and cnn.conv_method(*conv3) == "xla"
     assert cnn.conv_method((8, 64, 64, 64), (3, 3, 64, 64), 2, 1) == "xla"  # many channels

@@ -103,8 +103,9 @@ def test_alexnet_num_classes_and_dropout_only_in_training():
     assert not np.allclose(train_a, train_b)  # dropout active in training
 
 
-def test_local_response_norm_matches_paper_formula():
-    norm = cnn.LocalResponseNorm("NORM", size=5, k=2.0, alpha=1e-4, beta=0.75)
+@pytest.mark.parametrize("beta", [0.75, 0.6])  # the paper's (rsqrt form) and any other
+def test_local_response_norm_matches_paper_formula(beta):
+    norm = cnn.LocalResponseNorm("NORM", size=5, k=2.0, alpha=1e-4, beta=beta)
     x = np.random.default_rng(0).normal(scale=30.0, size=(2, 3, 3, 8)).astype(np.float32)
     got = np.asarray(norm(jnp.asarray(x), train=False))
     want = np.empty_like(x)
@@ -112,9 +113,14 @@ def test_local_response_norm_matches_paper_formula():
     for c in range(channels):  # b_c = a_c / (k + alpha * sum_{|c'-c|<=2} a_c'^2)^beta
         lo, hi = max(0, c - 2), min(channels - 1, c + 2)
         total = np.sum(x[..., lo:hi + 1] ** 2, axis=-1)
-        want[..., c] = x[..., c] / (2.0 + 1e-4 * total) ** 0.75
+        want[..., c] = x[..., c] / (2.0 + 1e-4 * total) ** beta
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    assert not np.allclose(got, x / 2.0 ** 0.75)  # the neighbours matter
+    assert not np.allclose(got, x / 2.0 ** beta)  # the neighbours matter
+    grad = jax.grad(lambda v: jnp.sum(norm(v, train=False) * jnp.arange(8.0)))(jnp.asarray(x))
+    plain = jax.grad(lambda v: jnp.sum(v / (2.0 + 1e-4 * jax.lax.reduce_window(
+        v * v, 0.0, jax.lax.add, (1, 1, 1, 5), (1, 1, 1, 1),
+        ((0, 0), (0, 0), (0, 0), (2, 2)))) ** beta * jnp.arange(8.0)))(jnp.asarray(x))
+    np.testing.assert_allclose(grad, plain, rtol=1e-4, atol=1e-7)
 
 
 def test_bad_input_shape_raises_named_error():
