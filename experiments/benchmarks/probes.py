@@ -1,0 +1,88 @@
+"""The A/B probes behind speedups.md's second round (each prints ms or examples/s).
+
+    python experiments/benchmarks/probes.py --probe=lrn          # NORM: pow vs rsqrt
+    python experiments/benchmarks/probes.py --probe=conv_batch   # CONV1 ms per example by batch
+    python experiments/benchmarks/probes.py --probe=alexnet      # AlexNet step: conv methods
+
+Medians of interleaved repetitions (jaxnets/benchmark/timing.py), malloc tuned as in
+training (jaxnets/runtime_options.py).
+"""
+
+import argparse
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets import runtime_options
+from jaxnets.benchmark import timing, workloads
+from jaxnets.models import cnn
+
+
+def ms(fn, *args, n=10, reps=3):
+    jax.block_until_ready(fn(*args))
+    best = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(n):
+            out = fn(*args)
+        jax.block_until_ready(out)
+        best.append((time.perf_counter() - start) / n * 1e3)
+    return min(best)
+
+
+def lrn():
+    """AlexNet's NORM forward + backward (batch 16): x / d**0.75 vs x * rsqrt(d)*sqrt(rsqrt(d))."""
+    def window_sum(x):
+        return jax.lax.reduce_window(jnp.square(x), 0.0, jax.lax.add, (1, 1, 1, 5),
+                                     (1, 1, 1, 1), ((0, 0), (0, 0), (0, 0), (2, 2)))
+    forms = {"pow": lambda x: x / (2.0 + 1e-4 * window_sum(x)) ** 0.75,
+             "rsqrt": lambda x: x * cnn.inverse_power(2.0 + 1e-4 * window_sum(x), 0.75)}
+    for shape in [(16, 55, 55, 96), (16, 27, 27, 256)]:
+        x = jax.random.normal(jax.random.key(0), shape) * 3
+        c = jax.random.normal(jax.random.key(1), shape)
+        for name, f in forms.items():
+            grad = jax.jit(jax.grad(lambda x, c, f=f: jnp.sum(f(x) * c)))
+            print(f"NORM {shape[1:]} {name:5s} fwd+bwd {ms(grad, x, c):6.2f} ms")
+
+
+def conv_batch():
+    """XLA:CPU's conv per example as the batch (and its output) grows: AlexNet CONV1."""
+    w = jax.random.normal(jax.random.key(1), (11, 11, 3, 96)) * 0.05
+    x = jax.random.normal(jax.random.key(0), (16, 227, 227, 3))
+    for batch in (1, 2, 4, 8, 16):
+        conv = jax.jit(lambda w, x, b=batch: cnn.conv2d(x[:b], w, 4, 0, "xla"))
+        out_mb = batch * 55 * 55 * 96 * 4 / 2**20
+        print(f"CONV1 batch {batch:2d} (output {out_mb:5.1f} MiB): "
+              f"{ms(conv, w, x) / batch:5.2f} ms per example")
+
+
+def alexnet():
+    """The AlexNet training step (batch 16) with each conv method for the 5 CONVs."""
+    base = workloads.build("alexnet")
+
+    def with_impl(impl):
+        layers = tuple(dataclasses.replace(l, impl=impl) if isinstance(l, cnn.Conv) else l
+                       for l in base.module.layers)
+        return dataclasses.replace(base, module=base.module.clone(layers=layers))
+
+    runs = {"auto": workloads.jax_run(base),
+            "xla (whole batch)": workloads.jax_run(with_impl("xla"))}
+    stats = timing.interleaved({n: r.train for n, r in runs.items()},
+                               {n: 3 for n in runs}, reps=9)
+    for name, stat in stats.items():
+        print(f"AlexNet training, CONVs {name:18s} {16 / stat.median:5.1f} ex/s "
+              f"({stat.median * 1e3:.0f} ms per step)")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet"], required=True)
+    args = parser.parse_args()
+    runtime_options.tune_host()
+    {"lrn": lrn, "conv_batch": conv_batch, "alexnet": alexnet}[args.probe]()
+
+
+if __name__ == "__main__":
+    main()
