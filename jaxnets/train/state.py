@@ -52,16 +52,28 @@ class TrainState:
 
 def create_state(model: Model, tx: optax.GradientTransformation, batch, seed: int) -> TrainState:
     """A fresh state: parameters initialised from `seed` on the shapes of `batch`."""
+    init = jax.jit(model.init, compiler_options=_init_compiler_options())
+    return _state(init, model, tx, batch, seed)
+
+
+def abstract_state(model: Model, tx: optax.GradientTransformation, batch) -> TrainState:
+    """The shapes and dtypes of `create_state`, computing nothing (for restore)."""
+    return jax.eval_shape(lambda b: _state(model.init, model, tx, b, 0), batch)
+
+
+def _state(init, model: Model, tx: optax.GradientTransformation, batch, seed: int):
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
-    params, model_state = jax.jit(model.init)(init_key, batch)
+    params, model_state = init(init_key, batch)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=tx.init(params), model_state=model_state,
                       rng=dropout_key, model=model, tx=tx)
 
 
-def abstract_state(model: Model, tx: optax.GradientTransformation, batch) -> TrainState:
-    """The shapes and dtypes of `create_state`, computing nothing (for restore)."""
-    return jax.eval_shape(lambda b: create_state(model, tx, b, 0), batch)
+def _init_compiler_options() -> dict | None:
+    """On the CPU, init is compiled with LLVM's level-1 optimisation: each parameter's
+    random draw is its own program, ~0.3 s to compile at the default level. Same bits,
+    runs as fast; compiling LeNet's init 1.59 -> 0.66 s, AlexNet's 1.85 -> 1.04 s."""
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
 def count_params(params) -> int:
