@@ -20,8 +20,9 @@ rounding) for a deterministic model. With several processes (`initialize_distrib
 process feeds its own batch (`jax.make_array_from_process_local_data` for sharding, the local
 devices' slices for pmap); the global batch is their concatenation in process order.
 
-Host -> device copies are double-buffered (`prefetch_to_device`, `Strategy.prefetch`): while
-the loop works on batch t, batch t+1 is already on its way.
+Host -> device copies are made ahead by a host thread (`prefetch_to_device`,
+`Strategy.prefetch`): while the loop works on batch t, batches t+1, t+2 are being placed.
+On one CPU device the batches stay numpy: the step takes them as they are.
 """
 
 from __future__ import annotations
