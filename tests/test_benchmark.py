@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
-from jaxnets.data.pipeline import background
+from jaxnets.background import background
 from jaxnets.models import AlexNet, LeNet, cnn, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
 from jaxnets.models.lenet import lenet_layers

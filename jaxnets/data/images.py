@@ -133,11 +133,9 @@ def augment_batch(batch, seed, *, flip: bool, distort: bool = False):
     Stateless draws seeded by (epoch seed, batch number in the epoch): the parallel map
     stays deterministic, and a resumed epoch augments exactly as the interrupted one did.
     """
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    if distort:
-        batch = {**batch, "image": _random_affine(batch["image"], crop_seed)}
-    else:
-        batch = {**batch, "image": _random_shift(batch["image"], crop_seed)}
+    move_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    move = _random_affine if distort else _random_shift
+    batch = {**batch, "image": move(batch["image"], move_seed)}
     if flip:
         image = batch["image"]
         mirror = tf.random.stateless_uniform([tf.shape(image)[0]], flip_seed) < 0.5
