@@ -42,7 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnets.background import background
 from jaxnets.train.config import PARALLEL as STRATEGIES
 from jaxnets.train.config import ConfigError
-from jaxnets.train.steps import eval_step, train_step
+from jaxnets.train.steps import eval_step, train_step, train_steps
 
 AXIS = "batch"  # the one mesh / pmap axis: data parallelism
 
@@ -171,6 +171,31 @@ def batch_rows(batch: dict) -> int:
     return len(next(iter(batch.values())))
 
 
+def stack_batches(batches: Iterable[Any], k: int) -> Iterator[Any]:
+    """Consecutive batches stacked `k` at a time on a new leading axis (steps_per_call = k):
+    the input of `train_steps`. An item that is not a batch dict (the loop's EPOCH_END)
+    passes through and closes the stack before it early, as does the end of `batches`:
+    such a stack holds 1..k batches."""
+    chunk = []
+    for item in batches:
+        if isinstance(item, dict):
+            chunk.append(item)
+            if len(chunk) == k:
+                yield _stack(chunk)
+                chunk = []
+            continue
+        if chunk:
+            yield _stack(chunk)
+            chunk = []
+        yield item
+    if chunk:
+        yield _stack(chunk)
+
+
+def _stack(batches: list[dict]) -> dict:
+    return {key: np.stack([np.asarray(b[key]) for b in batches]) for key in batches[0]}
+
+
 # -- prefetch ----------------------------------------------------------------------------
 
 
@@ -214,12 +239,17 @@ class Strategy:
 
     Args:
       num_devices: devices per process (0 = all local devices).
+      steps_per_call: training steps per call of the compiled program (k > 1: training
+        batches arrive stacked k at a time, see `stack_batches` and `train_steps`).
     """
 
     name = ""
     host_is_device = False  # batches stay numpy (see ShardingStrategy)
 
-    def __init__(self, num_devices: int = 0):
+    def __init__(self, num_devices: int = 0, steps_per_call: int = 1):
+        if steps_per_call < 1:
+            raise ConfigError(f"steps_per_call must be >= 1, got {steps_per_call}")
+        self.steps_per_call = steps_per_call
         self.devices = select_devices(num_devices)
         me = jax.process_index()
         self.local_devices = [d for d in self.devices if d.process_index == me]
@@ -262,30 +292,43 @@ class Strategy:
 
     # -- batches ----------------------------------------------------------------------------
 
-    def put_batch(self, batch: dict) -> dict:
+    def put_batch(self, batch: dict, stacked: bool = False) -> dict:
+        """The batch (`stacked`: k batches on a leading axis) in the step's layout."""
         raise NotImplementedError
 
     def examples(self, batch: dict) -> int:
-        """Rows of a placed batch, summed over processes (the global batch size)."""
+        """Rows of a placed batch (all k of a stacked one), summed over processes."""
         raise NotImplementedError
 
     def prefetch(self, batches: Iterable[dict], *, pad: bool = False, size: int = 2):
         """The batches placed on the devices, `size` ahead; `pad` (evaluation) pads each
-        batch with mask-0 rows to a multiple of the device count instead of refusing it."""
+        batch with mask-0 rows to a multiple of the device count instead of refusing it.
+
+        Training batches (no `pad`) come stacked `steps_per_call` at a time when that is
+        > 1; the host thread stacks them, so the loop waits once per call, not per step.
+        Items that are not batch dicts (the loop's EPOCH_END) pass through as they are.
+        """
+        stacked = not pad and self.steps_per_call > 1
+        if stacked:
+            batches = stack_batches(batches, self.steps_per_call)
+
         def put(batch):
+            if not isinstance(batch, dict):
+                return batch
             if pad:
                 batch = pad_batch(batch, self.num_local)
             else:
-                self.check_batch(batch_rows(batch))
-            return self.put_batch(batch)
-        if self.host_is_device:  # placing is free: a thread hop would only cost
+                self.check_batch(np.shape(next(iter(batch.values())))[int(stacked)])
+            return self.put_batch(batch, stacked)
+        if self.host_is_device and not stacked:  # placing is free: a thread hop would only cost
             return (put(batch) for batch in batches)
         return prefetch(batches, put, size)
 
     # -- steps ------------------------------------------------------------------------------
 
     def compile_train(self) -> Callable:
-        """(state, placed batch) -> (state, Metrics sums, finite), the state donated."""
+        """(state, placed batch) -> (state, Metrics sums, finite), the state donated; with
+        steps_per_call > 1 the batch is stacked and `finite` has one flag per step."""
         raise NotImplementedError
 
     def compile_eval(self) -> Callable:
@@ -298,7 +341,10 @@ class PmapStrategy(Strategy):
 
     name = "pmap"
 
-    def __init__(self, num_devices: int = 0):
+    def __init__(self, num_devices: int = 0, steps_per_call: int = 1):
+        if steps_per_call != 1:
+            raise ConfigError(f"steps_per_call={steps_per_call} needs parallel=sharding: pmap "
+                              "(auto's choice on several devices) takes one step per call")
         super().__init__(num_devices)
         self.stacked = NamedSharding(Mesh(np.array(self.local_devices), (AXIS,)),
                                      PartitionSpec(AXIS))
@@ -322,7 +368,7 @@ class PmapStrategy(Strategy):
                 [parts[d].reshape(x.shape[1:]) for d in self.local_devices])
         return jax.tree.map(unstack, state)
 
-    def put_batch(self, batch: dict) -> dict:
+    def put_batch(self, batch: dict, stacked: bool = False) -> dict:
         def split(x):  # [batch, ...] -> [devices, batch / devices, ...]
             x = np.asarray(x)
             return x.reshape(self.num_local, x.shape[0] // self.num_local, *x.shape[1:])
@@ -345,26 +391,31 @@ class ShardingStrategy(Strategy):
 
     name = "sharding"
 
-    def __init__(self, num_devices: int = 0):
-        super().__init__(num_devices)
+    def __init__(self, num_devices: int = 0, steps_per_call: int = 1):
+        super().__init__(num_devices, steps_per_call)
         self.split = NamedSharding(self.mesh, PartitionSpec(AXIS))
+        self.split_stacked = NamedSharding(self.mesh, PartitionSpec(None, AXIS))
         # One CPU device is the host itself: the jitted step takes numpy in ~5 us, where
         # placing the batch first costs ~100 us of dispatch per batch (a stall of small steps).
         self.host_is_device = (jax.process_count() == 1 and len(self.devices) == 1
                                and self.devices[0].platform == "cpu")
 
-    def put_batch(self, batch: dict) -> dict:
+    def put_batch(self, batch: dict, stacked: bool = False) -> dict:
         batch = {k: np.asarray(v) for k, v in batch.items()}
         if self.host_is_device:
             return batch
-        return jax.make_array_from_process_local_data(self.split, batch)
+        return jax.make_array_from_process_local_data(
+            self.split_stacked if stacked else self.split, batch)
 
     def examples(self, batch: dict) -> int:
-        return batch_rows(batch)
+        shape = np.shape(next(iter(batch.values())))
+        return shape[0] * shape[1] if self.steps_per_call > 1 else shape[0]
 
     def compile_train(self) -> Callable:
         rep = self.replicated
-        return jax.jit(train_step, in_shardings=(rep, self.split), out_shardings=(rep, rep, rep),
+        step, split = ((train_steps, self.split_stacked) if self.steps_per_call > 1
+                       else (train_step, self.split))
+        return jax.jit(step, in_shardings=(rep, split), out_shardings=(rep, rep, rep),
                        donate_argnums=0)
 
     def compile_eval(self) -> Callable:
@@ -376,8 +427,10 @@ def _shards_by_device(x: jax.Array) -> dict:
     return {shard.device: shard.data for shard in x.addressable_shards}
 
 
-def make_strategy(name: str = "auto", num_devices: int = 0) -> Strategy:
-    """The strategy `name` ('pmap' or 'sharding') on `num_devices` per process (0 = all).
+def make_strategy(name: str = "auto", num_devices: int = 0,
+                  steps_per_call: int = 1) -> Strategy:
+    """The strategy `name` ('pmap' or 'sharding') on `num_devices` per process (0 = all),
+    taking `steps_per_call` training steps per call (> 1: sharding only).
 
     'auto' is pmap on several devices and sharding on one, where it is a plain `jax.jit`:
     pmap's per-call overhead costs ~30% per step on a small model on one CPU device.
@@ -388,4 +441,4 @@ def make_strategy(name: str = "auto", num_devices: int = 0) -> Strategy:
     if name not in kinds:
         raise ConfigError(f"unknown parallel strategy {name!r}; choose one of: "
                           f"{', '.join(STRATEGIES)}")
-    return kinds[name](num_devices)
+    return kinds[name](num_devices, steps_per_call)

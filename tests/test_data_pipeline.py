@@ -1,6 +1,7 @@
 """tf.data pipelines on fixture-built embedded datasets: order, coverage, shapes, sharding."""
 
 import collections
+import itertools
 
 import numpy as np
 import pytest
@@ -64,6 +65,18 @@ def test_resume_mid_epoch_matches_skipping(data_dir):
         np.testing.assert_array_equal(a["image"], b["image"])  # augmentation included
     with pytest.raises(ValueError, match="start_step"):
         ds.train_epoch(0, start_step=ds.steps_per_epoch + 1)  # checked at once, not lazily
+
+
+def test_one_stream_of_epochs_gives_each_epochs_batches_bitwise(data_dir):
+    ds = digits(data_dir, augment=True)
+    spe = ds.steps_per_epoch
+    expected = [*ds.train_epoch(2, start_step=3), *ds.train_epoch(3), *ds.train_epoch(4)]
+    stream = ds.train_epochs(2, start_step=3, epochs_per_pipeline=2)  # 4 is a new pipeline
+    got = list(itertools.islice(stream, 2 * spe - 3 + spe))
+    assert len(got) == len(expected)
+    for a, b in zip(expected, got):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])  # shuffle and augmentation
 
 
 def test_eval_covers_every_example_once_with_masks(data_dir):

@@ -112,20 +112,22 @@ def scenario_devices(out):
     data = toy_data()
     ref_params, ref_eval = reference(CONFIG, data)
     runs = {}
-    for strategy in parallel.STRATEGIES:
-        for n in (1, 2, 4):
-            config = {**CONFIG, "parallel": strategy, "num_devices": n}
-            result = fit(Net(), data, config, tempfile.mkdtemp())
-            runs[f"{strategy}/{n}"] = {"diff": max_diff(flat_params(result.state.params),
-                                                         ref_params),
-                                       "eval": result.eval, "parallel": result.summary["parallel"]}
-    try:
-        fit(Net(), ArrayData(data.train, None, batch_size=6), {**CONFIG, "num_devices": 4},
-            tempfile.mkdtemp())
-        error = None
-    except ConfigError as e:
-        error = str(e)
-    json.dump({"reference_eval": ref_eval, "runs": runs, "error": error,
+    placements = [(strategy, n, 1) for strategy in parallel.STRATEGIES for n in (1, 2, 4)]
+    for strategy, n, k in placements + [("sharding", 4, 4)]:  # 6 batches/epoch: 4 + 2
+        config = {**CONFIG, "parallel": strategy, "num_devices": n, "steps_per_call": k}
+        result = fit(Net(), data, config, tempfile.mkdtemp())
+        runs[f"{strategy}/{n}" + (f"/{k} steps per call" if k > 1 else "")] = {
+            "diff": max_diff(flat_params(result.state.params), ref_params),
+            "eval": result.eval, "parallel": result.summary["parallel"]}
+    errors = []
+    for train, config in [(ArrayData(data.train, None, batch_size=6), {"num_devices": 4}),
+                          (data, {"num_devices": 4, "steps_per_call": 2})]:
+        try:
+            fit(Net(), train, {**CONFIG, **config}, tempfile.mkdtemp())
+            errors.append(None)
+        except ConfigError as e:
+            errors.append(str(e))
+    json.dump({"reference_eval": ref_eval, "runs": runs, "errors": errors,
                "dropout": dropout_differs_per_device()}, open(out, "w"))
 
 
@@ -270,7 +272,8 @@ def on_four_devices(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", [f"{s}/{n}" for s in ("pmap", "sharding") for n in (1, 2, 4)])
+@pytest.mark.parametrize("run", [f"{s}/{n}" for s in ("pmap", "sharding") for n in (1, 2, 4)]
+                         + ["sharding/4/4 steps per call"])
 def test_training_on_1_2_4_devices_matches_one_device(on_four_devices, run):
     result = on_four_devices["runs"][run]
     assert result["diff"] <= TOLERANCE, result
@@ -287,9 +290,11 @@ def test_eval_counts_every_example_once_with_an_uneven_last_batch(on_four_device
 
 
 @pytest.mark.slow
-def test_a_train_batch_that_does_not_split_is_refused_and_dropout_differs_per_device(
+def test_unsplittable_batches_and_pmap_with_steps_per_call_are_refused_and_dropout_differs(
         on_four_devices):
-    assert "batch size 6 does not split evenly over 4 devices" in on_four_devices["error"]
+    split, steps_per_call = on_four_devices["errors"]
+    assert "batch size 6 does not split evenly over 4 devices" in split
+    assert "steps_per_call=2 needs parallel=sharding" in steps_per_call  # auto = pmap here
     assert on_four_devices["dropout"] > 1e-4
 
 

@@ -1,5 +1,7 @@
 """The training engine's parts: masked losses and metrics, optax table, model adapters, data."""
 
+import itertools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,8 @@ import pytest
 
 from jaxnets.train import config as config_lib
 from jaxnets.train import losses, model_api, optim
-from jaxnets.train.inputs import ArrayData, as_inputs
+from jaxnets.parallel import stack_batches
+from jaxnets.train.inputs import EPOCH_END, ArrayData, as_inputs, epoch_stream
 
 
 # -- losses and metrics --------------------------------------------------------------
@@ -285,3 +288,39 @@ def test_sequence_loss_is_the_mean_over_real_tokens():
     garbage[0, 3:] = 1e6  # scores on padded steps change nothing
     np.testing.assert_allclose(float(losses.task_loss(jnp.asarray(garbage), batch)[0]), want,
                                rtol=1e-5)
+
+
+def test_epoch_stream_marks_epoch_ends_and_stops_at_the_step_count():
+    epochs = {0: [10, 11, 12], 1: [20, 21, 22], 2: [30, 31, 32]}
+    inputs = as_inputs(lambda epoch: epochs[epoch % 3])
+    stream = list(epoch_stream(inputs, 0, 1, 6))  # from batch 1 of epoch 0, 6 batches
+    assert stream == [11, 12, EPOCH_END, 20, 21, 22, EPOCH_END, 30]
+    assert list(epoch_stream(inputs, 1, 0, 3)) == [20, 21, 22]  # no marker after the last
+
+
+def test_epoch_stream_takes_later_epochs_from_one_stream_and_ends_on_an_empty_epoch():
+    data = ArrayData(_arrays(12), None, batch_size=4, seed=0)
+    inputs = as_inputs(data)
+    opened = []
+
+    def train_epochs(epoch, start):
+        opened.append((epoch, start))
+        return (batch for e in itertools.count(epoch) for batch in data.train_epoch(e))
+    inputs.train_epochs = train_epochs
+    stream = [item for item in epoch_stream(inputs, 0, 2, 7)]
+    expected = [*data.train_epoch(0, 2), EPOCH_END, *data.train_epoch(1), EPOCH_END,
+                *data.train_epoch(2)][:9]
+    assert opened == [(1, 0)] and len(stream) == len(expected) == 9
+    for got, want in zip(stream, expected):
+        assert got is EPOCH_END if want is EPOCH_END else np.array_equal(
+            got["label"], want["label"])
+    one_shot = as_inputs(iter([{"x": 1}]))
+    assert list(epoch_stream(one_shot, 0, 0, 5)) == [{"x": 1}, EPOCH_END, EPOCH_END]
+
+
+def test_stacked_batches_close_early_at_an_epoch_end():
+    batches = [{"x": np.full(2, i)} for i in range(5)]
+    items = list(stack_batches([*batches[:3], EPOCH_END, *batches[3:]], 2))
+    shapes = [item if item is EPOCH_END else item["x"].shape for item in items]
+    assert shapes == [(2, 2), (1, 2), EPOCH_END, (2, 2)]
+    assert items[0]["x"][:, 0].tolist() == [0, 1] and items[3]["x"][:, 0].tolist() == [3, 4]

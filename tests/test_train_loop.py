@@ -170,6 +170,48 @@ def test_nan_on_a_checkpoint_step_is_never_saved(tmp_path):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(raw["state"]))
 
 
+# -- several steps per call (config.steps_per_call) ----------------------------------------
+
+CONFIG_K = {**CONFIG, "steps_per_call": 3, "checkpoint_every_steps": 6}  # 8 batches/epoch
+
+
+@pytest.fixture(scope="module")
+def reference_k(tmp_path_factory):
+    return fit(TinyNet(), toy_data(), CONFIG_K, str(tmp_path_factory.mktemp("ref_k")))
+
+
+def test_steps_per_call_trains_like_one_step_per_call(reference, reference_k):
+    assert int(reference_k.state.step) == 24 == reference_k.summary["step"]
+    for a, b in zip(jax.tree.leaves(reference.state.params),
+                    jax.tree.leaves(reference_k.state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    workdir = reference_k.summary["workdir"]
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    # calls end at 3, 6, 8 (the epoch's end closes a call early), 11, 14, 16, ...: log_every 4
+    # runs after the call that reached 4, 8, 12, ...; eval at each epoch's end
+    assert [r["step"] for r in records if r["split"] == "train"] == [6, 8, 14, 16, 22, 24]
+    assert [r["step"] for r in records if r["split"] == "eval"] == [8, 16, 24]
+    assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [14, 19, 24]
+
+
+def test_steps_per_call_resumes_bitwise_after_an_interrupt(tmp_path, reference_k):
+    workdir = str(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        fit(TinyNet(), Interrupting(toy_data(), 13, KeyboardInterrupt()), CONFIG_K, workdir)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ckpt.latest_step() == 11  # the end of the last call before the failing batch
+    resumed = fit(TinyNet(), toy_data(), CONFIG_K, workdir)
+    assert leaves_equal(resumed.state.params, reference_k.state.params)
+    assert leaves_equal(resumed.state.opt_state, reference_k.state.opt_state)
+
+
+def test_steps_per_call_names_the_bad_step_inside_a_call(tmp_path):
+    workdir = str(tmp_path)
+    with pytest.raises(NonFiniteError, match=r"at step 13 .*last good checkpoint is step 6"):
+        fit(TinyNet(), NaNAt(13), CONFIG_K, workdir)  # the call of steps 12-14 checkpoints
+    assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [6]
+
+
 def test_a_changed_config_refuses_to_resume(tmp_path):
     fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
     with pytest.raises(ConfigError, match=r"learning_rate: 0.01 -> 0.5.*new --workdir"):

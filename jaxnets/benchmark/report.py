@@ -134,18 +134,20 @@ def markdown(results, command: str = "") -> str:
             (r.method, _num(r.examples_per_sec), f"{r.stall:.1%}") for r in results["lesson"]])
         lines += [""]
     if results.get("stall"):
-        lines += ["## Input stall of every preset (real pipeline, one step in flight)", ""]
+        lines += ["## Input stall of every preset (real pipeline, one call in flight)", ""]
         pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
-        lines += _table(["preset", "dataset", "batch", "steps", "examples/s",
-                         "stall (steady, as the loop feeds)", "first epoch",
+        lines += _table(["preset", "dataset", "batch", "steps per call", "steps",
+                         "examples/s", "stall (steady, as the loop feeds)", "first epoch",
                          "steady, host batches", "note"], [
-            (r.preset, r.dataset, r.batch_size, r.steps, _num(r.examples_per_sec),
-             pct(r.stall), pct(r.first_epoch), pct(r.host_only), r.note)
+            (r.preset, r.dataset, r.batch_size, r.steps_per_call, r.steps,
+             _num(r.examples_per_sec), pct(r.stall), pct(r.first_epoch), pct(r.host_only),
+             r.note)
             for r in results["stall"]])
         lines += ["", "As the loop feeds: the loop's `Strategy.prefetch` (a host thread places "
-                  "batches ahead; one CPU device takes numpy as is) into the step. First "
+                  "batches ahead, stacked `steps_per_call` at a time when the preset sets it; "
+                  "one CPU device takes numpy as is) into the loop's step program. First "
                   "epoch: the same while the RAM cache fills. Host batches: numpy straight "
-                  "into the jitted step from the training thread.", ""]
+                  "into the step program from the training thread.", ""]
     if results.get("startup"):
         lines += ["## Start to first training step (fresh `python`, real data and model)", ""]
         rows = []

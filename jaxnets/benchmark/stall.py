@@ -3,10 +3,11 @@
 For each preset: its dataset (`jaxnets.train.experiment.load_dataset`: tf.data for the
 image and text datasets, numpy for the sequence tasks), its model and optimiser, its
 batch size; batches go through the loop's own placement (`Strategy.prefetch` of
-`config.parallel`: a host thread places them ahead; one CPU device takes numpy as is)
-into the jitted, state-donating `train_step`, with at most one step in flight (the loop reads each
-step's NaN flag one step later). Stall = time inside `next()` / wall time, measured
-after the first (compiling) step.
+`config.parallel` and `config.steps_per_call`: a host thread places them ahead, stacked k
+at a time when the preset runs k steps per call; one CPU device takes numpy as is) into the
+loop's compiled, state-donating step program, with at most one call in flight (the loop
+reads each call's NaN flags one call later). Stall = time inside `next()` / wall time,
+measured after the first (compiling) call.
 
 Each row has three windows (see `preset_stall`): the first epoch while the RAM cache
 fills, the steady state as the loop feeds it, and the steady state fed host batches.
@@ -23,6 +24,7 @@ import tempfile
 import time
 
 from jaxnets.data.stall_meter import StallMeter
+from jaxnets.train.inputs import EPOCH_END
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +32,13 @@ class StallRow:
     preset: str
     dataset: str
     batch_size: int
-    steps: int                    # per window
+    steps: int                    # training steps per window
     examples_per_sec: float       # steady state, as the loop feeds it
     stall: float | None           # steady state (epoch 1, RAM cache full), as the loop feeds it
     first_epoch: float | None = None   # epoch 0, while the RAM cache fills
     host_only: float | None = None     # steady state, batches straight from the host
     note: str = ""
+    steps_per_call: int = 1
 
 
 class InFlight:
@@ -61,19 +64,21 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     """The stall row of preset `name` (skipped rows carry the reason in `note`).
 
     Three windows of at most `steps` steps (fewer for slow models: about
-    `window_seconds` each): epoch 0 as the loop feeds it; epoch 1, the same, with the
-    RAM cache full; epoch 2 with the host batches passed straight to the jitted step
-    in the training thread (no placement thread, no device_put).
+    `window_seconds` each), each fed by one stream over the epochs as the loop's
+    (`jaxnets.train.inputs.epoch_stream`): epoch 0 as the loop feeds it, while the RAM
+    cache fills; after the rest of epoch 0, the steady state as the loop feeds it, from
+    epoch 1 on and across epoch ends (where a fresh pipeline starts); then a new stream
+    from epoch 2 read in the training thread (host batches: no placement thread).
     """
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import make_strategy, stack_batches  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
 
     config = presets.build_config(name)
     if data_dir:
@@ -90,42 +95,57 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
                         note=f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)
-    strategy = make_strategy(config.parallel, 1)  # the loop's placement, on one device
-    batches = strategy.prefetch(dataset.train_epoch(0))
-    first = next(batches)
-    state = create_state(model, tx, first, config.seed)
-    step = InFlight(jax.jit(train_step, donate_argnums=0).lower(state, first).compile(),
-                    state)
-    started = time.perf_counter()
-    step(first)
+    # the loop's placement and step program, on one device
+    strategy = make_strategy(config.parallel, 1, config.steps_per_call)
+    k = strategy.steps_per_call
+    inputs = as_inputs(dataset)
+    # The loop's feeding: one stream over the epochs, read ahead across their ends.
+    stream = strategy.prefetch(epoch_stream(inputs, 0, 0, _ENDLESS))
+    first = next(stream)
+    example = {key: value[0] for key, value in first.items()} if k > 1 else first
+    state = strategy.put_state(create_state(model, tx, example, config.seed))
+    step = InFlight(strategy.compile_train(), state)  # jitted: a short last stack compiles too
+    step(first)  # compiles
     step.wait()
-    steps = max(1, min(steps, dataset.steps_per_epoch - 1,
+    started = time.perf_counter()
+    step(next(stream))
+    step.wait()
+    if dataset.steps_per_epoch < 2 * k:
+        raise ValueError(f"{name}: one call per epoch leaves nothing to measure")
+    calls = max(1, min(steps // k,
                        int(window_seconds / max(time.perf_counter() - started, 1e-6))))
-    first_epoch, _ = _window(batches, step, steps)
-    for _ in batches:  # the rest of epoch 0: fills the RAM cache, untimed
-        pass
-    if dataset.steps_per_epoch < 2:
-        raise ValueError(f"{name}: one batch per epoch leaves nothing to measure")
-    stall, rate = _window(strategy.prefetch(dataset.train_epoch(1)), step, steps,
-                          config.batch_size)
-    host_only, _ = _window(iter(dataset.train_epoch(2)), step, steps)
-    return StallRow(name, config.dataset, config.batch_size, steps, rate, stall,
-                    first_epoch, host_only)
+    first_epoch, _ = _window(stream, step, max(1, min(calls, dataset.steps_per_epoch // k - 2)),
+                             strategy)
+    for item in stream:  # the rest of epoch 0 (fills the RAM cache), trained untimed
+        if item is EPOCH_END:
+            break
+        step(item)
+    stall, rate = _window(stream, step, calls, strategy)
+    stream.close()
+    host = epoch_stream(inputs, 2, 0, _ENDLESS)
+    host_only, _ = _window(stack_batches(host, k) if k > 1 else host, step, calls, strategy)
+    return StallRow(name, config.dataset, config.batch_size, calls * k, rate, stall,
+                    first_epoch, host_only, steps_per_call=k)
 
 
-def _window(batches, step, steps: int, batch_size: int = 0) -> tuple[float, float]:
-    """(stall, examples/s) over `steps` steps fed from `batches`."""
-    meter = StallMeter(batches)
-    done = 0
-    for batch in meter:
-        step(batch)
-        done += 1
-        if done == steps:
+_ENDLESS = 1 << 62  # steps: the stream runs as long as it is read
+
+
+def _window(items, step, calls: int, strategy) -> tuple[float, float]:
+    """(stall, examples/s) over `calls` calls of the step program fed from `items`."""
+    meter = StallMeter(items)
+    done = examples = 0
+    for item in meter:
+        if item is EPOCH_END:  # the loop evaluates here; its wait for the item counts
+            continue
+        step(item)
+        done, examples = done + 1, examples + strategy.examples(item)
+        if done == calls:
             break
     waited = meter.wait_seconds
     step.wait()
     wall = max(meter.wall_seconds, 1e-9)
-    return min(1.0, waited / wall), done * batch_size / wall
+    return min(1.0, waited / wall), examples / wall
 
 
 def all_presets(*, steps: int, data_dir: str = "") -> list[StallRow]:

@@ -34,7 +34,7 @@ class Options:
     dtype: str = "float32"
     torch: str = "auto"           # "auto" (if installed), "yes", "no"
     threads: int = 0              # 0 = the cores this process may use
-    stall_steps: int = 150
+    stall_steps: int = 500
     lesson_steps: int = 300
     data_dir: str = ""
     tiny: bool = False            # tests: every size shrunk, one repetition

@@ -37,7 +37,7 @@ _TORCH = flags.DEFINE_enum("torch", "auto", ["auto", "yes", "no"],
                            "Run PyTorch side by side (auto: if installed; CPU only).")
 _THREADS = flags.DEFINE_integer("threads", 0, "Threads for PyTorch (0: the usable cores, "
                                 "which XLA uses too).")
-_STALL_STEPS = flags.DEFINE_integer("stall_steps", 150, "Steps per preset in the stall section.")
+_STALL_STEPS = flags.DEFINE_integer("stall_steps", 500, "Steps per window of the stall section.")
 _LESSON_STEPS = flags.DEFINE_integer("lesson_steps", 300, "Steps per row of the lesson.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for the stall section.")
 _TINY = flags.DEFINE_bool("tiny", False, "Shrink everything (a smoke test, seconds).")

@@ -18,9 +18,10 @@ PARALLEL = ("auto", "pmap", "sharding")   # see jaxnets/parallel.py
 # Fields that change only logging or bookkeeping: a resumed run may differ in these.
 COSMETIC_FIELDS = ("note", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
                    "eval_every_steps", "eval_max_batches", "data_dir", "progress")
-# Fields that say where the run computes; a run may resume on other devices (a checkpoint
-# holds one copy of the state, whatever the layout it was trained in).
-PLACEMENT_FIELDS = ("parallel", "num_devices")
+# Fields that say where and in what calls the run computes; a run may resume on other
+# devices or with another steps_per_call (a checkpoint holds one copy of the state, whatever
+# the layout it was trained in; the maths is the same to float rounding).
+PLACEMENT_FIELDS = ("parallel", "num_devices", "steps_per_call")
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.parallel = "auto"          # pmap | sharding (jax.jit with a Mesh and NamedSharding) |
                                  # auto: pmap on several devices, plain jit on one
     c.num_devices = 0            # devices per process; 0 = all local devices
+    # Training steps per call of the compiled program (Keras' steps_per_execution): k > 1
+    # runs k consecutive batches in one lax.scan, so the loop's per-step costs (dispatch,
+    # waiting for the next batch, metric merging) are paid once per k steps. Periodic work
+    # runs after the call whose steps reach its multiple (choose *_every_steps as multiples
+    # of k to keep them exact). Worth it for steps of ~1 ms. pmap (auto's choice on several
+    # devices) takes one step per call: use parallel=sharding there.
+    c.steps_per_call = 1
     # Periodic work (0 = never, except where noted).
     c.log_every_steps = 50
     c.eval_every_steps = 0       # 0 = evaluate at the end of every epoch
@@ -97,7 +105,7 @@ def validate(config) -> None:
     if config.num_devices < 0:
         raise ConfigError(f"num_devices must be >= 0 (0 = all local devices), got "
                           f"{config.num_devices}")
-    for field in ("batch_size",):
+    for field in ("batch_size", "steps_per_call"):
         if config[field] < 1:
             raise ConfigError(f"{field} must be >= 1, got {config[field]}")
     if config.num_steps <= 0 and config.num_epochs <= 0:

@@ -4,7 +4,8 @@ The loop reads batches (dicts of arrays with fixed keys: `image` or
 `tokens`/`lengths`, `label`, and `mask` for padded rows) from:
 
   * a dataset object with `train_epoch(epoch)` and `eval_batches()` (a
-    `jaxnets.data` Dataset, or `ArrayData` below);
+    `jaxnets.data` Dataset, or `ArrayData` below), and optionally
+    `train_epochs(epoch, start_step)`: all epochs from there as one stream;
   * a function `epoch -> iterable of batches` (exact resume: it must give the
     same batches for the same epoch);
   * a re-iterable such as a list of batches (the same order every epoch);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -33,11 +35,65 @@ class Inputs:
       eval_batches: () -> iterable of eval batches (every example once, the
         last batch padded with mask 0), or None for no evaluation.
       steps_per_epoch: batches per epoch when known, else None.
+      train_epochs: (epoch, start) -> the batches of `epoch` from `start`, then of every
+        later epoch, endlessly (`jaxnets.data`'s tf.data datasets: one pipeline for
+        them all), or None.
     """
 
     train_epoch: Callable[[int, int], Iterable[dict]]
     eval_batches: Callable[[], Iterable[dict]] | None
     steps_per_epoch: int | None
+    train_epochs: Callable[[int, int], Iterator[dict]] | None = None
+
+
+class _EpochEnd:
+    def __repr__(self):
+        return "EPOCH_END"
+
+
+EPOCH_END = _EpochEnd()  # the item `epoch_stream` puts between two epochs' batches
+
+
+def epoch_stream(inputs: "Inputs", epoch: int, start: int, steps: int,
+                 open_first: Callable[[int, int], Iterable[dict]] | None = None,
+                 ) -> Iterator[Any]:
+    """The training batches from batch `start` of `epoch` on, across epochs, `steps` in all.
+
+    Each epoch's batches are followed by EPOCH_END, except where the `steps` run out. One
+    stream for the whole run lets a host thread read past an epoch's end: the next epoch's
+    first batches are prepared while the loop finishes (and evaluates) the current one.
+    After the first epoch, a dataset with `train_epochs` gives all further epochs from
+    one pipeline. A whole epoch with no batches ends the stream after its EPOCH_END (the
+    loop reports it).
+
+    Args:
+      open_first: (epoch, start) -> the first epoch's batches (default
+        `inputs.train_epoch`; the loop passes the iterator it opened to shape the state).
+    """
+    epochs = _epoch_iterators(inputs, epoch, start, open_first or inputs.train_epoch)
+    for batches in epochs:
+        given = 0
+        for batch in itertools.islice(batches, steps):
+            given += 1
+            yield batch
+        steps -= given
+        if steps == 0:
+            return
+        yield EPOCH_END
+        if given == 0 and start == 0:
+            return
+        start = 0
+
+
+def _epoch_iterators(inputs: "Inputs", epoch: int, start: int, open_first) -> Iterator:
+    """Iterators over the batches of `epoch` (from `start`), `epoch` + 1, ..."""
+    yield iter(open_first(epoch, start))
+    if inputs.train_epochs is None or not inputs.steps_per_epoch:
+        for e in itertools.count(epoch + 1):
+            yield iter(inputs.train_epoch(e, 0))
+    rest = inputs.train_epochs(epoch + 1, 0)  # one stream: each epoch is the next slice
+    while True:
+        yield itertools.islice(rest, inputs.steps_per_epoch)
 
 
 def _skipping(epoch_fn: Callable[[int], Iterable[dict]]) -> Callable[[int, int], Iterator[dict]]:
@@ -105,4 +161,5 @@ def as_inputs(train, eval_data=None) -> Inputs:
     train_epoch, steps = _epoch_fn(train)
     if eval_data is None and hasattr(train, "eval_batches"):
         eval_data = train
-    return Inputs(train_epoch, _eval_fn(eval_data), steps)
+    train_epochs = getattr(train, "train_epochs", None) if steps else None
+    return Inputs(train_epoch, _eval_fn(eval_data), steps, train_epochs)

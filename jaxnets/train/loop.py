@@ -2,6 +2,7 @@
 
     for each batch of each epoch (resuming at the checkpoint's epoch and batch):
         state = train_step(state, batch)          # jitted once, state donated
+                                                  # (steps_per_call > 1: k batches a call)
         every log_every_steps:        progress line, metrics.jsonl, TensorBoard
         every eval_every_steps (or at the end of each epoch): padded eval
         every checkpoint_every_steps: orbax checkpoint (state + data position)
@@ -30,11 +31,12 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 
 from jaxnets import parallel
 from jaxnets.train import config as config_lib
 from jaxnets.train.checkpoint import Checkpointer
-from jaxnets.train.inputs import Inputs, as_inputs
+from jaxnets.train.inputs import EPOCH_END, Inputs, as_inputs, epoch_stream
 from jaxnets.train.losses import Metrics
 from jaxnets.train.model_api import Model, as_model
 from jaxnets.train.optim import make_optimizer
@@ -116,7 +118,8 @@ class _Trainer:
     def __init__(self, model: Model, inputs: Inputs, config, workdir: str, name: str):
         self.model, self.inputs, self.config, self.workdir = model, inputs, config, workdir
         self.name = name
-        self.strategy = parallel.make_strategy(config.parallel, config.num_devices)
+        self.strategy = parallel.make_strategy(config.parallel, config.num_devices,
+                                               config.steps_per_call)
         self.steps_per_epoch, self.total_steps = _plan(config, inputs)
         self.tx, self.schedule = make_optimizer(config, self.total_steps)
         self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
@@ -143,16 +146,16 @@ class _Trainer:
 
     # -- data ---------------------------------------------------------------
 
-    def _open_epoch(self):
-        """An iterator over the rest of the current epoch (skips consumed batches)."""
-        if self._opened is not None and self._opened[0] == self.epoch:
+    def _open_epoch(self, epoch: int, start: int):
+        """An iterator over the batches of `epoch` from batch `start` on."""
+        if self._opened is not None and self._opened[0] == epoch:
             it, self._opened = self._opened[1], None
             return it
-        return iter(self.inputs.train_epoch(self.epoch, self.batch_in_epoch))
+        return iter(self.inputs.train_epoch(epoch, start))
 
     def _example_batch(self):
         """A batch to shape the state: the next one to train on (kept for training)."""
-        it = self._open_epoch()
+        it = self._open_epoch(self.epoch, self.batch_in_epoch)
         first = next(it, None)
         if first is not None:
             self._opened = (self.epoch, _prepend(first, it))
@@ -184,9 +187,7 @@ class _Trainer:
         started = time.perf_counter()
         try:
             self._announce()
-            while self.step < self.total_steps:
-                if self._run_epoch():
-                    self._end_epoch()
+            self._train()
             self._finish_training()
             return self._result(time.perf_counter() - started)
         except KeyboardInterrupt:
@@ -196,32 +197,41 @@ class _Trainer:
             self.ckpt.close()
             self.reporter.close()
 
-    def _run_epoch(self) -> bool:
-        """Trains from the current position; True when the epoch ran out of batches."""
-        batches = self.strategy.prefetch(self._open_epoch())
-        while self.step < self.total_steps:
-            start = time.perf_counter()
-            batch = next(batches, None)
-            wait = time.perf_counter() - start
-            if batch is None:
-                return True
-            self._train_on(batch, wait)
-        return False
+    def _train(self) -> None:
+        """Trains from the current position to total_steps on one stream of batches, read
+        ahead across epoch ends by the strategy's host thread."""
+        stream = epoch_stream(self.inputs, self.epoch, self.batch_in_epoch,
+                              self.total_steps - self.step, open_first=self._open_epoch)
+        items = self.strategy.prefetch(stream)
+        try:
+            while self.step < self.total_steps:
+                start = time.perf_counter()
+                item = next(items)
+                wait = time.perf_counter() - start
+                if item is EPOCH_END:
+                    self._end_epoch()
+                else:
+                    self._train_on(item, wait)
+        finally:
+            items.close()  # stops the read-ahead
 
     def _train_on(self, batch, wait: float) -> None:
+        """One call of the step program: one step, or k on a stacked batch."""
         self.state, metrics, finite = self.train_fn(self.state, batch)
-        self.step += 1
-        self.batch_in_epoch += 1
+        steps = np.shape(next(iter(batch.values())))[0] if self.strategy.steps_per_call > 1 else 1
+        first_step = self.step + 1
+        self.step += steps
+        self.batch_in_epoch += steps
         self.train_sums = self.merge_fn(self.train_sums, metrics)
-        self.unlogged += 1
-        self.meter.add(self.strategy.examples(batch), wait)
-        self.unchecked.append((self.step, self.epoch, finite))
-        self._check_finite(keep=1)  # the previous step; this one runs meanwhile
-        if self.step == self.start_step + 1:  # leave compilation out of examples/s
+        self.unlogged += steps
+        self.meter.add(self.strategy.examples(batch), wait, steps)
+        self.unchecked.append((first_step, self.epoch, finite))
+        self._check_finite(keep=1)  # the previous call; this one runs meanwhile
+        if first_step == self.start_step + 1:  # leave compilation out of examples/s
             jax.block_until_ready(self.state.step)
             self.meter.reset()
-        for every, action in self.periodic:
-            if every > 0 and self.step % every == 0:
+        for every, action in self.periodic:  # due when this call reached a multiple
+            if every > 0 and self.step // every > (self.step - steps) // every:
                 action()
 
     def _end_epoch(self) -> None:
@@ -245,10 +255,12 @@ class _Trainer:
     # -- periodic actions ---------------------------------------------------
 
     def _check_finite(self, keep: int = 0) -> None:
-        """Reads the finite flags of all but the newest `keep` steps; raises on a bad one."""
+        """Reads the finite flags of all but the newest `keep` calls; raises on a bad one."""
         while len(self.unchecked) > keep:
-            step, epoch, finite = self.unchecked.popleft()
-            if not bool(finite):
+            first_step, epoch, finite = self.unchecked.popleft()
+            finite = np.atleast_1d(jax.device_get(finite))  # one flag per step of the call
+            if not finite.all():
+                step = first_step + int(np.argmin(finite))
                 latest = self.ckpt.latest_step()
                 kept = (f"the last good checkpoint is step {latest} in {self.ckpt.directory}"
                         if latest is not None else "no checkpoint had been saved yet")

@@ -52,9 +52,10 @@ class Throughput:
     def reset(self) -> None:
         self.start, self.examples, self.steps, self.wait = self.clock(), 0, 0, 0.0
 
-    def add(self, examples: int, wait_seconds: float) -> None:
+    def add(self, examples: int, wait_seconds: float, steps: int = 1) -> None:
+        """One call of the step program: `steps` steps on `examples` examples."""
         self.examples += examples
-        self.steps += 1
+        self.steps += steps
         self.wait += wait_seconds
 
     def read(self, steps_left: int) -> dict:

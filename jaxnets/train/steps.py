@@ -1,6 +1,7 @@
 """Pure train and eval steps. The caller jits them once, donating the state:
 
     train = jax.jit(train_step, donate_argnums=0)
+    train_k = jax.jit(train_steps, donate_argnums=0)   # k stacked batches per call
     eval_ = jax.jit(eval_step)
 
 Both read every hyper-parameter from the state (the optax transformation,
@@ -68,6 +69,27 @@ def train_step(state: TrainState, batch, axis_name: str | None = None,
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state=model_state)
     return new_state, metrics, finite
+
+
+def train_steps(state: TrainState, batches, axis_name: str | None = None,
+                ) -> tuple[TrainState, Metrics, jax.Array]:
+    """`train_step` on k consecutive batches in one program (config.steps_per_call = k).
+
+    Args:
+      state: the current TrainState (donated by the caller).
+      batches: the k batches stacked: every array has a leading axis of k steps.
+      axis_name: as in `train_step`.
+
+    Returns:
+      (state after the k steps, the Metrics sums of all k batches, <bool>[k] finite
+      flags, one per step, so the loop can name the step that went bad).
+    """
+    def one(state, batch):
+        state, metrics, finite = train_step(state, batch, axis_name)
+        return state, (metrics, finite)
+
+    state, (metrics, finite) = lax.scan(one, state, batches)
+    return state, jax.tree.map(lambda x: x.sum(0), metrics), finite
 
 
 def eval_step(state: TrainState, batch, axis_name: str | None = None) -> Metrics:
