@@ -3,6 +3,7 @@
     python experiments/benchmarks/probes.py --probe=lrn          # NORM: pow vs rsqrt
     python experiments/benchmarks/probes.py --probe=conv_batch   # CONV1 ms per example by batch
     python experiments/benchmarks/probes.py --probe=alexnet      # AlexNet step: conv methods
+    python experiments/benchmarks/probes.py --probe=pool_grad    # LeNet step: pool gradient
 
 Medians of interleaved repetitions (jaxnets/benchmark/timing.py), malloc tuned as in
 training (jaxnets/runtime_options.py).
@@ -76,12 +77,57 @@ def alexnet():
               f"({stat.median * 1e3:.0f} ms per step)")
 
 
+def _pad_add_max_pool():
+    """max_pool with the first round's gradient: each tap's share padded back and added."""
+    forward = cnn.max_pool
+
+    @jax.custom_vjp
+    def pool(x):
+        return forward(x, 2, 2)
+
+    def fwd(x):
+        y = pool(x)
+        return y, (x, y)
+
+    def bwd(residuals, dy):
+        x, y = residuals
+        dx = jnp.zeros_like(x)
+        for (i, j), tap in cnn._pool_taps(x, 2, 2):  # pylint: disable=protected-access
+            grad = jnp.where(tap == y, dy, 0.0)
+            end_h, end_w = x.shape[1] - i - 2 * (y.shape[1] - 1) - 1, x.shape[2] - j - 2 * (
+                y.shape[2] - 1) - 1
+            dx = dx + jax.lax.pad(grad, 0.0, ((0, 0, 0), (i, end_h, 1), (j, end_w, 1),
+                                              (0, 0, 0)))
+        return (dx,)
+    pool.defvjp(fwd, bwd)
+    return lambda x, window, stride: pool(x)
+
+
+def pool_grad():
+    """The LeNet training step (batch 128): POOL's gradient as pad + add vs interleaved."""
+    interleaved = workloads.jax_run(workloads.build("lenet"))
+    original = cnn.max_pool
+    cnn.max_pool = _pad_add_max_pool()  # traced now, inside jax_run
+    try:
+        pad_add = workloads.jax_run(workloads.build("lenet"))
+        runs = {"pad + add (round 1)": pad_add, "interleaved": interleaved}
+        stats = timing.interleaved({n: r.train for n, r in runs.items()},
+                                   {n: 50 for n in runs}, reps=9)
+    finally:
+        cnn.max_pool = original
+    for name, stat in stats.items():
+        print(f"LeNet training, POOL gradient {name:20s} {128 / stat.median:7.0f} ex/s "
+              f"({stat.median * 1e3:.2f} ms per step)")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet"], required=True)
+    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet", "pool_grad"],
+                        required=True)
     args = parser.parse_args()
     runtime_options.tune_host()
-    {"lrn": lrn, "conv_batch": conv_batch, "alexnet": alexnet}[args.probe]()
+    {"lrn": lrn, "conv_batch": conv_batch, "alexnet": alexnet,
+     "pool_grad": pool_grad}[args.probe]()
 
 
 if __name__ == "__main__":

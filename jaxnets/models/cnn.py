@@ -422,6 +422,12 @@ def _max_pool_bwd(window, stride, residuals, dy):
     x, y = residuals
     _, height, width, _ = x.shape
     zero = jnp.zeros((), x.dtype)
+    if window == stride and height % stride == 0 and width % stride == 0:
+        # Windows tile the input (LeNet's 2x2/2): each input row/column belongs to one
+        # tap, so the taps' shares interleave (stack + reshape) instead of pad + add.
+        shares = {ij: jnp.where(tap == y, dy, zero) for ij, tap in _pool_taps(x, window, stride)}
+        rows = [jnp.stack([shares[i, j] for j in range(stride)], axis=3) for i in range(stride)]
+        return (jnp.stack(rows, axis=2).reshape(x.shape),)
     dx = jnp.zeros_like(x)
     for (i, j), tap in _pool_taps(x, window, stride):  # each tap's share, put back in place
         grad = jnp.where(tap == y, dy, zero)
