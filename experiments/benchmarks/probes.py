@@ -3,14 +3,16 @@
     python experiments/benchmarks/probes.py --probe=lrn          # NORM: pow vs rsqrt
     python experiments/benchmarks/probes.py --probe=conv_batch   # CONV1 ms per example by batch
     python experiments/benchmarks/probes.py --probe=alexnet      # AlexNet step: conv methods
-    python experiments/benchmarks/probes.py --probe=pool_grad    # LeNet step: pool gradient
+    python experiments/benchmarks/probes.py --probe=pool         # LeNet step: POOL forms
 
 Medians of interleaved repetitions (jaxnets/benchmark/timing.py), malloc tuned as in
 training (jaxnets/runtime_options.py).
 """
+# pylint: disable=protected-access  (probes compare variants of cnn's private helpers)
 
 import argparse
 import dataclasses
+import functools
 import time
 
 import jax
@@ -77,57 +79,64 @@ def alexnet():
               f"({stat.median * 1e3:.0f} ms per step)")
 
 
-def _pad_add_max_pool():
-    """max_pool with the first round's gradient: each tap's share padded back and added."""
-    forward = cnn.max_pool
+def _pool_variant(forward, backward):
+    """A max_pool(x, window, stride) with the given forward and custom backward."""
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+    def pool(x, window, stride):
+        return forward(x, window, stride)
 
-    @jax.custom_vjp
-    def pool(x):
-        return forward(x, 2, 2)
-
-    def fwd(x):
-        y = pool(x)
+    def fwd(x, window, stride):
+        y = pool(x, window, stride)
         return y, (x, y)
-
-    def bwd(residuals, dy):
-        x, y = residuals
-        dx = jnp.zeros_like(x)
-        for (i, j), tap in cnn._pool_taps(x, 2, 2):  # pylint: disable=protected-access
-            grad = jnp.where(tap == y, dy, 0.0)
-            end_h, end_w = x.shape[1] - i - 2 * (y.shape[1] - 1) - 1, x.shape[2] - j - 2 * (
-                y.shape[2] - 1) - 1
-            dx = dx + jax.lax.pad(grad, 0.0, ((0, 0, 0), (i, end_h, 1), (j, end_w, 1),
-                                              (0, 0, 0)))
-        return (dx,)
-    pool.defvjp(fwd, bwd)
-    return lambda x, window, stride: pool(x)
+    pool.defvjp(fwd, backward)
+    return pool
 
 
-def pool_grad():
-    """The LeNet training step (batch 128): POOL's gradient as pad + add vs interleaved."""
-    interleaved = workloads.jax_run(workloads.build("lenet"))
-    original = cnn.max_pool
-    cnn.max_pool = _pad_add_max_pool()  # traced now, inside jax_run
+def _taps_max(x, window, stride):  # round 1's forward: the max of the strided slices
+    return functools.reduce(jnp.maximum, (t for _, t in cnn._pool_taps(x, window, stride)))
+
+
+def _pad_add_grad(window, stride, residuals, dy):  # round 1's backward
+    x, y = residuals
+    dx = jnp.zeros_like(x)
+    for (i, j), tap in cnn._pool_taps(x, window, stride):
+        end_h = x.shape[1] - i - stride * (y.shape[1] - 1) - 1
+        end_w = x.shape[2] - j - stride * (y.shape[2] - 1) - 1
+        dx = dx + jax.lax.pad(jnp.where(tap == y, dy, 0.0), 0.0,
+                              ((0, 0, 0), (i, end_h, stride - 1), (j, end_w, stride - 1),
+                               (0, 0, 0)))
+    return (dx,)
+
+
+def pool():
+    """The LeNet training step (batch 128) with each POOL formulation (2x2/2 tiles 28x28)."""
+    variants = {
+        "slices max, pad + add grad (round 1)": _pool_variant(_taps_max, _pad_add_grad),
+        "slices max, interleaved grad": _pool_variant(_taps_max, cnn._max_pool_bwd),
+        "reduce max, interleaved grad (now)": cnn.max_pool,
+    }
+    original, runs = cnn.max_pool, {}
     try:
-        pad_add = workloads.jax_run(workloads.build("lenet"))
-        runs = {"pad + add (round 1)": pad_add, "interleaved": interleaved}
-        stats = timing.interleaved({n: r.train for n, r in runs.items()},
-                                   {n: 50 for n in runs}, reps=9)
+        for name, variant in variants.items():
+            cnn.max_pool = variant  # the layers look it up when jax_run traces them
+            runs[name] = workloads.jax_run(workloads.build("lenet"))
     finally:
         cnn.max_pool = original
+    stats = timing.interleaved({n: r.train for n, r in runs.items()},
+                               {n: 50 for n in runs}, reps=21)
     for name, stat in stats.items():
-        print(f"LeNet training, POOL gradient {name:20s} {128 / stat.median:7.0f} ex/s "
+        print(f"LeNet training, POOL {name:38s} {128 / stat.median:7.0f} ex/s "
               f"({stat.median * 1e3:.2f} ms per step)")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet", "pool_grad"],
+    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet", "pool"],
                         required=True)
     args = parser.parse_args()
     runtime_options.tune_host()
     {"lrn": lrn, "conv_batch": conv_batch, "alexnet": alexnet,
-     "pool_grad": pool_grad}[args.probe]()
+     "pool": pool}[args.probe]()
 
 
 if __name__ == "__main__":
