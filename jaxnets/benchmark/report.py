@@ -147,7 +147,8 @@ def markdown(results, command: str = "") -> str:
                   "batches ahead, stacked `steps_per_call` at a time when the preset sets it; "
                   "one CPU device takes numpy as is) into the loop's step program. First "
                   "epoch: the same while the RAM cache fills. Host batches: numpy straight "
-                  "into the step program from the training thread.", ""]
+                  "into the step program from the training thread (which also stacks them "
+                  "when steps per call > 1).", ""]
     if results.get("startup"):
         lines += ["## Start to first training step (fresh `python`, real data and model)", ""]
         rows = []

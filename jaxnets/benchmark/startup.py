@@ -4,7 +4,8 @@
 
 The child does what `python -m jaxnets.experiments.run --model=NAME` does before its
 first step (imports, the dataset with its RAM cache, the model, the state, compiling
-the step, one step) and prints when each part ended; `measure` runs it in a fresh
+the loop's step program, its first call: one step, or `steps_per_call` steps on stacked
+batches) and prints when each part ended; `measure` runs it in a fresh
 process and times it from the outside, interpreter start included. With CACHE_DIR the
 child turns on JAX's persistent compilation cache there
 (`jaxnets.runtime_options.enable_compilation_cache`): a second run skips compiling.
@@ -30,21 +31,24 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     import tempfile  # pylint: disable=g-import-not-at-top
 
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
     config = presets.build_config(name)
+    strategy = make_strategy(config.parallel, 1, config.steps_per_call)  # the loop's
     with tempfile.TemporaryDirectory() as workdir:
         dataset = experiment.load_dataset(config, workdir)
-        batch = next(iter(dataset.train_epoch(0)))
+        batch = next(strategy.prefetch(dataset.train_epoch(0)))  # the first call's batches
     marks["data"] = time.perf_counter() - _T0
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)
-    state = create_state(model, tx, batch, config.seed)
+    example = ({key: value[0] for key, value in batch.items()}
+               if strategy.steps_per_call > 1 else batch)
+    state = strategy.put_state(create_state(model, tx, example, config.seed))
     marks["state"] = time.perf_counter() - _T0
-    state, metrics, _ = jax.jit(train_step, donate_argnums=0)(state, batch)
+    state, metrics, _ = strategy.compile_train()(state, batch)
     jax.block_until_ready(state)
     marks["first_step"] = time.perf_counter() - _T0
     return marks
