@@ -298,19 +298,20 @@ def test_epoch_stream_marks_epoch_ends_and_stops_at_the_step_count():
     assert list(epoch_stream(inputs, 1, 0, 3)) == [20, 21, 22]  # no marker after the last
 
 
-def test_epoch_stream_takes_later_epochs_from_one_stream_and_ends_on_an_empty_epoch():
+def test_epoch_stream_takes_every_epoch_from_one_stream_and_ends_on_an_empty_epoch():
     data = ArrayData(_arrays(12), None, batch_size=4, seed=0)
     inputs = as_inputs(data)
     opened = []
 
     def train_epochs(epoch, start):
         opened.append((epoch, start))
-        return (batch for e in itertools.count(epoch) for batch in data.train_epoch(e))
+        return (batch for e in itertools.count(epoch)
+                for batch in data.train_epoch(e, start if e == epoch else 0))
     inputs.train_epochs = train_epochs
     stream = [item for item in epoch_stream(inputs, 0, 2, 7)]
     expected = [*data.train_epoch(0, 2), EPOCH_END, *data.train_epoch(1), EPOCH_END,
                 *data.train_epoch(2)][:9]
-    assert opened == [(1, 0)] and len(stream) == len(expected) == 9
+    assert opened == [(0, 2)] and len(stream) == len(expected) == 9
     for got, want in zip(stream, expected):
         assert got is EPOCH_END if want is EPOCH_END else np.array_equal(
             got["label"], want["label"])

@@ -33,6 +33,7 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
     from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
@@ -40,7 +41,8 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     strategy = make_strategy(config.parallel, 1, config.steps_per_call)  # the loop's
     with tempfile.TemporaryDirectory() as workdir:
         dataset = experiment.load_dataset(config, workdir)
-        batch = next(strategy.prefetch(dataset.train_epoch(0)))  # the first call's batches
+        first_call = epoch_stream(as_inputs(dataset), 0, 0, strategy.steps_per_call)
+        batch = next(strategy.prefetch(first_call))  # the first call's batches
     marks["data"] = time.perf_counter() - _T0
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)

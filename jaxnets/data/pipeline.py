@@ -90,9 +90,7 @@ class Dataset:
         The order depends only on (seed, epoch), so an interrupted run resumes exactly with
         `train_epoch(epoch, start_step=k)` (the same as skipping k batches, but cheaper).
         """
-        if not 0 <= start_step <= self.steps_per_epoch:
-            raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
-                             f"(steps_per_epoch of {self.name})")
+        self._check_start(start_step)
         tf = import_tf()
         ds = self._epoch_pipeline(tf.constant(seed_for(self.seed, epoch), tf.int64),
                                   tf.constant(start_step, tf.int64))
@@ -107,6 +105,10 @@ class Dataset:
         third of a small model's epoch; here one pipeline serves `epochs_per_pipeline`
         epochs, and tf.data prefetches across their ends.
         """
+        self._check_start(start_step)  # now, not at the first batch
+        return self._epochs(epoch, start_step, epochs_per_pipeline)
+
+    def _epochs(self, epoch: int, start_step: int, epochs_per_pipeline: int):
         tf = import_tf()
         while True:
             epochs = range(epoch, epoch + epochs_per_pipeline)
@@ -117,6 +119,11 @@ class Dataset:
                 tf.autograph.experimental.do_not_convert(self._epoch_pipeline))
             yield from self._numpy(ds.prefetch(tf.data.AUTOTUNE))
             epoch, start_step = epoch + epochs_per_pipeline, 0
+
+    def _check_start(self, start_step: int) -> None:
+        if not 0 <= start_step <= self.steps_per_epoch:
+            raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
+                             f"(steps_per_epoch of {self.name})")
 
     def _epoch_pipeline(self, epoch_seed, start_step):
         """tf.data batches of one epoch from batch `start_step` (both int64 tensors)."""

@@ -54,24 +54,17 @@ class _EpochEnd:
 EPOCH_END = _EpochEnd()  # the item `epoch_stream` puts between two epochs' batches
 
 
-def epoch_stream(inputs: "Inputs", epoch: int, start: int, steps: int,
-                 open_first: Callable[[int, int], Iterable[dict]] | None = None,
-                 ) -> Iterator[Any]:
+def epoch_stream(inputs: "Inputs", epoch: int, start: int, steps: int) -> Iterator[Any]:
     """The training batches from batch `start` of `epoch` on, across epochs, `steps` in all.
 
     Each epoch's batches are followed by EPOCH_END, except where the `steps` run out. One
     stream for the whole run lets a host thread read past an epoch's end: the next epoch's
     first batches are prepared while the loop finishes (and evaluates) the current one.
-    After the first epoch, a dataset with `train_epochs` gives all further epochs from
-    one pipeline. A whole epoch with no batches ends the stream after its EPOCH_END (the
+    A dataset with `train_epochs` gives every epoch from one pipeline, built before the
+    first batch. A whole epoch with no batches ends the stream after its EPOCH_END (the
     loop reports it).
-
-    Args:
-      open_first: (epoch, start) -> the first epoch's batches (default
-        `inputs.train_epoch`; the loop passes the iterator it opened to shape the state).
     """
-    epochs = _epoch_iterators(inputs, epoch, start, open_first or inputs.train_epoch)
-    for batches in epochs:
+    for batches in _epoch_iterators(inputs, epoch, start):
         given = 0
         for batch in itertools.islice(batches, steps):
             given += 1
@@ -85,15 +78,17 @@ def epoch_stream(inputs: "Inputs", epoch: int, start: int, steps: int,
         start = 0
 
 
-def _epoch_iterators(inputs: "Inputs", epoch: int, start: int, open_first) -> Iterator:
+def _epoch_iterators(inputs: "Inputs", epoch: int, start: int) -> Iterator:
     """Iterators over the batches of `epoch` (from `start`), `epoch` + 1, ..."""
-    yield iter(open_first(epoch, start))
-    if inputs.train_epochs is None or not inputs.steps_per_epoch:
-        for e in itertools.count(epoch + 1):
-            yield iter(inputs.train_epoch(e, 0))
-    rest = inputs.train_epochs(epoch + 1, 0)  # one stream: each epoch is the next slice
-    while True:
-        yield itertools.islice(rest, inputs.steps_per_epoch)
+    spe = inputs.steps_per_epoch
+    if inputs.train_epochs is not None and spe:
+        stream = inputs.train_epochs(epoch, start)  # one stream: each epoch its next slice
+        yield itertools.islice(stream, spe - start)
+        while True:
+            yield itertools.islice(stream, spe)
+    yield iter(inputs.train_epoch(epoch, start))
+    for e in itertools.count(epoch + 1):
+        yield iter(inputs.train_epoch(e, 0))
 
 
 def _skipping(epoch_fn: Callable[[int], Iterable[dict]]) -> Callable[[int, int], Iterator[dict]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -130,7 +131,7 @@ class _Trainer:
         self.step, self.epoch = pos["step"], pos["epoch"]
         self.batch_in_epoch = pos["batch_in_epoch"]
         self.start_step = self.step
-        self._opened = None  # (epoch, iterator) opened early to shape the state
+        self._stream = None  # the run's batches (epoch_stream), opened to shape the state
         self.state = self._initial_state(latest)
         self.train_fn = self.strategy.compile_train()
         self.eval_fn = self.strategy.compile_eval()
@@ -146,20 +147,19 @@ class _Trainer:
 
     # -- data ---------------------------------------------------------------
 
-    def _open_epoch(self, epoch: int, start: int):
-        """An iterator over the batches of `epoch` from batch `start` on."""
-        if self._opened is not None and self._opened[0] == epoch:
-            it, self._opened = self._opened[1], None
-            return it
-        return iter(self.inputs.train_epoch(epoch, start))
-
     def _example_batch(self):
-        """A batch to shape the state: the next one to train on (kept for training)."""
-        it = self._open_epoch(self.epoch, self.batch_in_epoch)
-        first = next(it, None)
-        if first is not None:
-            self._opened = (self.epoch, _prepend(first, it))
-            return first
+        """A batch to shape the state: the next one to train on (kept for training, with
+        the run's stream of batches, opened here)."""
+        stream = epoch_stream(self.inputs, self.epoch, self.batch_in_epoch,
+                              self.total_steps - self.step)
+        peeked = []
+        for item in stream:  # past an EPOCH_END when resuming at an epoch's very end
+            peeked.append(item)
+            if item is not EPOCH_END:
+                break
+        self._stream = itertools.chain(peeked, stream)
+        if peeked and peeked[-1] is not EPOCH_END:
+            return peeked[-1]
         for source in (lambda: self.inputs.train_epoch(0, 0), self.inputs.eval_batches):
             batch = next(iter(source()), None) if source else None
             if batch is not None:
@@ -200,9 +200,7 @@ class _Trainer:
     def _train(self) -> None:
         """Trains from the current position to total_steps on one stream of batches, read
         ahead across epoch ends by the strategy's host thread."""
-        stream = epoch_stream(self.inputs, self.epoch, self.batch_in_epoch,
-                              self.total_steps - self.step, open_first=self._open_epoch)
-        items = self.strategy.prefetch(stream)
+        items = self.strategy.prefetch(self._stream)
         try:
             while self.step < self.total_steps:
                 start = time.perf_counter()
@@ -354,11 +352,6 @@ class _Trainer:
         }
         line = self.reporter.finish(summary)
         return Result(self.strategy.unreplicate(self.state), self.last_eval, summary, line)
-
-
-def _prepend(first, it):
-    yield first
-    yield from it
 
 
 def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
