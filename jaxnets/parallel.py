@@ -28,6 +28,7 @@ On one CPU device the batches stay numpy: the step takes them as they are.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import os
 import sys
@@ -42,6 +43,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnets.background import background
 from jaxnets.train.config import PARALLEL as STRATEGIES
 from jaxnets.train.config import ConfigError
+from jaxnets.train.inputs import EPOCH_END
 from jaxnets.train.steps import eval_step, train_step, train_steps
 
 AXIS = "batch"  # the one mesh / pmap axis: data parallelism
@@ -171,28 +173,41 @@ def batch_rows(batch: dict) -> int:
     return len(next(iter(batch.values())))
 
 
+@dataclasses.dataclass(frozen=True)
+class Stacked:
+    """`steps_per_call` consecutive batches stacked on a new leading axis: the input of
+    one `train_steps` call."""
+    batch: dict
+
+
 def stack_batches(batches: Iterable[Any], k: int) -> Iterator[Any]:
-    """Consecutive batches stacked `k` at a time on a new leading axis (steps_per_call = k):
-    the input of `train_steps`. An item that is not a batch dict (the loop's EPOCH_END)
-    passes through and closes the stack before it early, as does the end of `batches`:
-    such a stack holds 1..k batches."""
+    """Consecutive batches as `Stacked` groups of `k` (steps_per_call = k).
+
+    EPOCH_END passes through. A group that cannot fill up (EPOCH_END, a batch shaped
+    unlike the group's, e.g. a smaller last batch, or the end of `batches`) comes out as
+    its single batches: the one-step program runs them, where a k-step program would be
+    compiled again for every shorter length.
+    """
     chunk = []
     for item in batches:
-        if isinstance(item, dict):
-            chunk.append(item)
-            if len(chunk) == k:
-                yield _stack(chunk)
-                chunk = []
-            continue
-        if chunk:
-            yield _stack(chunk)
+        if item is EPOCH_END or (chunk and _shapes(item) != _shapes(chunk[0])):
+            yield from chunk
             chunk = []
-        yield item
-    if chunk:
-        yield _stack(chunk)
+        if item is EPOCH_END:
+            yield item
+            continue
+        chunk.append(item)
+        if len(chunk) == k:
+            yield Stacked(_stack(chunk))
+            chunk = []
+    yield from chunk
 
 
-def _stack(batches: list[dict]) -> dict:
+def _shapes(batch) -> dict:
+    return {key: np.shape(value) for key, value in batch.items()}
+
+
+def _stack(batches: list) -> dict:
     return {key: np.stack([np.asarray(b[key]) for b in batches]) for key in batches[0]}
 
 
@@ -296,39 +311,43 @@ class Strategy:
         """The batch (`stacked`: k batches on a leading axis) in the step's layout."""
         raise NotImplementedError
 
-    def examples(self, batch: dict) -> int:
-        """Rows of a placed batch (all k of a stacked one), summed over processes."""
+    def examples(self, batch: dict, stacked: bool = False) -> int:
+        """Rows of a placed batch (of all its batches when `stacked`), summed over processes."""
         raise NotImplementedError
 
     def prefetch(self, batches: Iterable[dict], *, pad: bool = False, size: int = 2):
         """The batches placed on the devices, `size` ahead; `pad` (evaluation) pads each
         batch with mask-0 rows to a multiple of the device count instead of refusing it.
 
-        Training batches (no `pad`) come stacked `steps_per_call` at a time when that is
-        > 1; the host thread stacks them, so the loop waits once per call, not per step.
-        Items that are not batch dicts (the loop's EPOCH_END) pass through as they are.
+        Training batches (no `pad`) come as `Stacked` groups of `steps_per_call` when that
+        is > 1 (`stack_batches`); the host thread stacks them, so the loop waits once per
+        call, not per step. EPOCH_END (the loop's marker between epochs) passes through.
         """
         stacked = not pad and self.steps_per_call > 1
         if stacked:
             batches = stack_batches(batches, self.steps_per_call)
 
         def put(batch):
-            if not isinstance(batch, dict):
+            if batch is EPOCH_END:
                 return batch
+            if isinstance(batch, Stacked):
+                self.check_batch(np.shape(next(iter(batch.batch.values())))[1])
+                return Stacked(self.put_batch(batch.batch, stacked=True))
             if pad:
                 batch = pad_batch(batch, self.num_local)
             else:
-                self.check_batch(np.shape(next(iter(batch.values())))[int(stacked)])
-            return self.put_batch(batch, stacked)
+                self.check_batch(batch_rows(batch))
+            return self.put_batch(batch)
         if self.host_is_device and not stacked:  # placing is free: a thread hop would only cost
             return (put(batch) for batch in batches)
         return prefetch(batches, put, size)
 
     # -- steps ------------------------------------------------------------------------------
 
-    def compile_train(self) -> Callable:
-        """(state, placed batch) -> (state, Metrics sums, finite), the state donated; with
-        steps_per_call > 1 the batch is stacked and `finite` has one flag per step."""
+    def compile_train(self, stacked: bool | None = None) -> Callable:
+        """(state, placed batch) -> (state, Metrics sums, finite), the state donated.
+        `stacked` (default: steps_per_call > 1): the program of a `Stacked` batch, whose
+        `finite` has one flag per step; `stacked=False`: the one-step program."""
         raise NotImplementedError
 
     def compile_eval(self) -> Callable:
@@ -343,8 +362,8 @@ class PmapStrategy(Strategy):
 
     def __init__(self, num_devices: int = 0, steps_per_call: int = 1):
         if steps_per_call != 1:
-            raise ConfigError(f"steps_per_call={steps_per_call} needs parallel=sharding: pmap "
-                              "(auto's choice on several devices) takes one step per call")
+            raise ConfigError(f"steps_per_call={steps_per_call} needs parallel=sharding or "
+                              "auto: pmap takes one step per call")
         super().__init__(num_devices)
         self.stacked = NamedSharding(Mesh(np.array(self.local_devices), (AXIS,)),
                                      PartitionSpec(AXIS))
@@ -374,11 +393,11 @@ class PmapStrategy(Strategy):
             return x.reshape(self.num_local, x.shape[0] // self.num_local, *x.shape[1:])
         return jax.device_put(jax.tree.map(split, batch), self.stacked)
 
-    def examples(self, batch: dict) -> int:
+    def examples(self, batch: dict, stacked: bool = False) -> int:
         shape = next(iter(batch.values())).shape
         return shape[0] * shape[1] * jax.process_count()
 
-    def compile_train(self) -> Callable:
+    def compile_train(self, stacked: bool | None = None) -> Callable:
         return self._pmap(functools.partial(train_step, axis_name=AXIS),
                           donate_argnums=0, out_axes=(0, None, None))
 
@@ -407,13 +426,15 @@ class ShardingStrategy(Strategy):
         return jax.make_array_from_process_local_data(
             self.split_stacked if stacked else self.split, batch)
 
-    def examples(self, batch: dict) -> int:
+    def examples(self, batch: dict, stacked: bool = False) -> int:
         shape = np.shape(next(iter(batch.values())))
-        return shape[0] * shape[1] if self.steps_per_call > 1 else shape[0]
+        return shape[0] * shape[1] if stacked else shape[0]
 
-    def compile_train(self) -> Callable:
+    def compile_train(self, stacked: bool | None = None) -> Callable:
+        if stacked is None:
+            stacked = self.steps_per_call > 1
         rep = self.replicated
-        step, split = ((train_steps, self.split_stacked) if self.steps_per_call > 1
+        step, split = ((train_steps, self.split_stacked) if stacked
                        else (train_step, self.split))
         return jax.jit(step, in_shardings=(rep, split), out_shardings=(rep, rep, rep),
                        donate_argnums=0)
@@ -434,9 +455,11 @@ def make_strategy(name: str = "auto", num_devices: int = 0,
 
     'auto' is pmap on several devices and sharding on one, where it is a plain `jax.jit`:
     pmap's per-call overhead costs ~30% per step on a small model on one CPU device.
+    With steps_per_call > 1 'auto' is always sharding (pmap takes one step per call).
     """
     if name == "auto":
-        name = "pmap" if len(select_devices(num_devices)) > 1 else "sharding"
+        several = len(select_devices(num_devices)) > 1
+        name = "pmap" if several and steps_per_call == 1 else "sharding"
     kinds = {"pmap": PmapStrategy, "sharding": ShardingStrategy}
     if name not in kinds:
         raise ConfigError(f"unknown parallel strategy {name!r}; choose one of: "

@@ -113,7 +113,7 @@ def scenario_devices(out):
     ref_params, ref_eval = reference(CONFIG, data)
     runs = {}
     placements = [(strategy, n, 1) for strategy in parallel.STRATEGIES for n in (1, 2, 4)]
-    for strategy, n, k in placements + [("sharding", 4, 4)]:  # 6 batches/epoch: 4 + 2
+    for strategy, n, k in placements + [("sharding", 4, 4), ("auto", 4, 4)]:  # 6/epoch: 4 + 2
         config = {**CONFIG, "parallel": strategy, "num_devices": n, "steps_per_call": k}
         result = fit(Net(), data, config, tempfile.mkdtemp())
         runs[f"{strategy}/{n}" + (f"/{k} steps per call" if k > 1 else "")] = {
@@ -121,7 +121,7 @@ def scenario_devices(out):
             "eval": result.eval, "parallel": result.summary["parallel"]}
     errors = []
     for train, config in [(ArrayData(data.train, None, batch_size=6), {"num_devices": 4}),
-                          (data, {"num_devices": 4, "steps_per_call": 2})]:
+                          (data, {"num_devices": 4, "steps_per_call": 2, "parallel": "pmap"})]:
         try:
             fit(Net(), train, {**CONFIG, **config}, tempfile.mkdtemp())
             errors.append(None)
@@ -294,7 +294,9 @@ def test_unsplittable_batches_and_pmap_with_steps_per_call_are_refused_and_dropo
         on_four_devices):
     split, steps_per_call = on_four_devices["errors"]
     assert "batch size 6 does not split evenly over 4 devices" in split
-    assert "steps_per_call=2 needs parallel=sharding" in steps_per_call  # auto = pmap here
+    assert "steps_per_call=2 needs parallel=sharding or auto" in steps_per_call
+    auto = on_four_devices["runs"]["auto/4/4 steps per call"]  # auto: sharding, not pmap
+    assert auto["parallel"].startswith("sharding") and auto["diff"] <= TOLERANCE
     assert on_four_devices["dropout"] > 1e-4
 
 

@@ -37,6 +37,9 @@ BAD_FLAGS = [
     (["lenet_mnist"], "unexpected arguments lenet_mnist"),
     (["--compilation_cache=/proc/jaxnets_cache", "--config.smoke=True"],
      "--compilation_cache=/proc/jaxnets_cache: cannot create the directory"),
+    (["--model=lenet_mnist", "--parallel=pmap"],  # its 25 steps per call
+     "steps_per_call=25 needs parallel=sharding or auto: pmap takes one step per call"),
+    (["--config.steps_per_call=0"], "steps_per_call must be >= 1, got 0"),
 ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from jaxnets.train import config as config_lib
 from jaxnets.train import losses, model_api, optim
-from jaxnets.parallel import stack_batches
+from jaxnets.parallel import Stacked, stack_batches
 from jaxnets.train.inputs import EPOCH_END, ArrayData, as_inputs, epoch_stream
 
 
@@ -319,9 +319,12 @@ def test_epoch_stream_takes_every_epoch_from_one_stream_and_ends_on_an_empty_epo
     assert list(epoch_stream(one_shot, 0, 0, 5)) == [{"x": 1}, EPOCH_END, EPOCH_END]
 
 
-def test_stacked_batches_close_early_at_an_epoch_end():
-    batches = [{"x": np.full(2, i)} for i in range(5)]
-    items = list(stack_batches([*batches[:3], EPOCH_END, *batches[3:]], 2))
-    shapes = [item if item is EPOCH_END else item["x"].shape for item in items]
-    assert shapes == [(2, 2), (1, 2), EPOCH_END, (2, 2)]
-    assert items[0]["x"][:, 0].tolist() == [0, 1] and items[3]["x"][:, 0].tolist() == [3, 4]
+def test_stacked_batches_leave_what_cannot_fill_a_stack_single():
+    batches = [{"x": np.full(2, i)} for i in range(8)]
+    smaller = {"x": np.full(1, 8)}  # e.g. a list's last batch
+    items = list(stack_batches([*batches[:3], EPOCH_END, *batches[3:], smaller], 2))
+    kinds = [item if item is EPOCH_END else (
+        ("stack", item.batch["x"][:, 0].tolist()) if isinstance(item, Stacked)
+        else ("single", int(item["x"][0]))) for item in items]
+    assert kinds == [("stack", [0, 1]), ("single", 2), EPOCH_END, ("stack", [3, 4]),
+                     ("stack", [5, 6]), ("single", 7), ("single", 8)]

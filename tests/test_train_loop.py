@@ -212,6 +212,14 @@ def test_steps_per_call_names_the_bad_step_inside_a_call(tmp_path):
     assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [6]
 
 
+def test_resuming_past_the_end_of_a_shorter_run_just_finishes(tmp_path):
+    config = {**CONFIG, "num_epochs": 1}
+    fit(TinyNet(), toy_data(), config, str(tmp_path))  # 8 steps
+    shorter = ArrayData(toy_arrays(96, 0), toy_arrays(50, 1), batch_size=16, seed=0)
+    again = fit(TinyNet(), shorter, config, str(tmp_path))  # 6 steps: already past them
+    assert again.summary["start_step"] == 8 == again.summary["step"]
+
+
 def test_a_changed_config_refuses_to_resume(tmp_path):
     fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
     with pytest.raises(ConfigError, match=r"learning_rate: 0.01 -> 0.5.*new --workdir"):

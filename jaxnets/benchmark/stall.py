@@ -42,17 +42,25 @@ class StallRow:
 
 
 class InFlight:
-    """`step(batch)` that keeps one step in flight, as the training loop does."""
+    """`step(item) -> examples`: the loop's call for a stream item (a batch, or a
+    `Stacked` group run by the k-step program), keeping one call in flight as it does."""
 
-    def __init__(self, compiled_step, state):
-        self.step, self.state, self.previous = compiled_step, state, None
+    def __init__(self, strategy, state):
+        self.strategy, self.state, self.previous = strategy, state, None
+        self.programs = {False: strategy.compile_train(stacked=False),
+                         True: strategy.compile_train()}
 
-    def __call__(self, batch):
+    def __call__(self, item) -> int:
         import jax  # pylint: disable=g-import-not-at-top
-        self.state, metrics, finite = self.step(self.state, batch)
+
+        from jaxnets.parallel import Stacked  # pylint: disable=g-import-not-at-top
+        stacked = isinstance(item, Stacked)
+        batch = item.batch if stacked else item
+        self.state, metrics, finite = self.programs[stacked](self.state, batch)
         if self.previous is not None:
             jax.block_until_ready(self.previous)
         self.previous = finite
+        return self.strategy.examples(batch, stacked)
 
     def wait(self):
         import jax  # pylint: disable=g-import-not-at-top
@@ -67,14 +75,15 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     `window_seconds` each), each fed by one stream over the epochs as the loop's
     (`jaxnets.train.inputs.epoch_stream`): epoch 0 as the loop feeds it, while the RAM
     cache fills; after the rest of epoch 0, the steady state as the loop feeds it, from
-    epoch 1 on and across epoch ends (where a fresh pipeline starts); then a new stream
-    from epoch 2 read in the training thread (host batches: no placement thread).
+    epoch 1 on and across epoch ends; then a new stream from epoch 2 read in the
+    training thread (host batches: no placement thread; its pipeline built before the
+    window).
     """
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import make_strategy, stack_batches  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import Stacked, make_strategy, stack_batches  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
@@ -102,28 +111,30 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     # The loop's feeding: one stream over the epochs, read ahead across their ends.
     stream = strategy.prefetch(epoch_stream(inputs, 0, 0, _ENDLESS))
     first = next(stream)
-    example = {key: value[0] for key, value in first.items()} if k > 1 else first
+    example = ({key: value[0] for key, value in first.batch.items()}
+               if isinstance(first, Stacked) else first)
     state = strategy.put_state(create_state(model, tx, example, config.seed))
-    step = InFlight(strategy.compile_train(), state)  # jitted: a short last stack compiles too
+    step = InFlight(strategy, state)
     step(first)  # compiles
     step.wait()
     started = time.perf_counter()
     step(next(stream))
     step.wait()
-    if dataset.steps_per_epoch < 2 * k:
-        raise ValueError(f"{name}: one call per epoch leaves nothing to measure")
+    if dataset.steps_per_epoch < 4 * k:
+        raise ValueError(f"{name}: fewer than 4 calls per epoch leave nothing to measure")
     calls = max(1, min(steps // k,
                        int(window_seconds / max(time.perf_counter() - started, 1e-6))))
-    first_epoch, _ = _window(stream, step, max(1, min(calls, dataset.steps_per_epoch // k - 2)),
-                             strategy)
+    first_epoch, _ = _window(stream, step, min(calls, dataset.steps_per_epoch // k - 2))
     for item in stream:  # the rest of epoch 0 (fills the RAM cache), trained untimed
         if item is EPOCH_END:
             break
         step(item)
-    stall, rate = _window(stream, step, calls, strategy)
+    stall, rate = _window(stream, step, calls)
     stream.close()
     host = epoch_stream(inputs, 2, 0, _ENDLESS)
-    host_only, _ = _window(stack_batches(host, k) if k > 1 else host, step, calls, strategy)
+    host = stack_batches(host, k) if k > 1 else host
+    step(next(host))  # builds its pipeline, untimed (the loop builds its own before training)
+    host_only, _ = _window(host, step, calls)
     return StallRow(name, config.dataset, config.batch_size, calls * k, rate, stall,
                     first_epoch, host_only, steps_per_call=k)
 
@@ -131,15 +142,14 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
 _ENDLESS = 1 << 62  # steps: the stream runs as long as it is read
 
 
-def _window(items, step, calls: int, strategy) -> tuple[float, float]:
-    """(stall, examples/s) over `calls` calls of the step program fed from `items`."""
+def _window(items, step, calls: int) -> tuple[float, float]:
+    """(stall, examples/s) over `calls` calls of the step programs fed from `items`."""
     meter = StallMeter(items)
     done = examples = 0
     for item in meter:
         if item is EPOCH_END:  # the loop evaluates here; its wait for the item counts
             continue
-        step(item)
-        done, examples = done + 1, examples + strategy.examples(item)
+        done, examples = done + 1, examples + step(item)
         if done == calls:
             break
     waited = meter.wait_seconds

@@ -31,7 +31,7 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     import tempfile  # pylint: disable=g-import-not-at-top
 
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import Stacked, make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
@@ -46,11 +46,13 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     marks["data"] = time.perf_counter() - _T0
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)
-    example = ({key: value[0] for key, value in batch.items()}
-               if strategy.steps_per_call > 1 else batch)
+    stacked = isinstance(batch, Stacked)
+    if stacked:
+        batch = batch.batch
+    example = {key: value[0] for key, value in batch.items()} if stacked else batch
     state = strategy.put_state(create_state(model, tx, example, config.seed))
     marks["state"] = time.perf_counter() - _T0
-    state, metrics, _ = strategy.compile_train()(state, batch)
+    state, metrics, _ = strategy.compile_train(stacked)(state, batch)
     jax.block_until_ready(state)
     marks["first_step"] = time.perf_counter() - _T0
     return marks

@@ -171,20 +171,19 @@ def _host_ab(name, options, reps) -> dict:
 
 def _lesson(options):
     """The lesson with the real LeNet step of lenet_mnist (one step in flight)."""
-    import jax  # pylint: disable=g-import-not-at-top
-
+    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
 
     workload = workloads.build("lenet", tiny=options.tiny, dtype=_dtype(options.dtype))
     batch_size = 8 if options.tiny else workload.config.batch_size
     blank = np.zeros((batch_size, 28, 28), np.uint8), np.zeros(batch_size, np.int32)
     example = input_lesson.finish(*blank, np.random.default_rng(0))
     tx, _ = make_optimizer(workload.config, total_steps=10_000)
-    state = create_state(as_model(workload.module), tx, example, 0)
-    step = stall.InFlight(jax.jit(train_step, donate_argnums=0), state)
+    strategy = make_strategy("sharding", 1)  # the loop's one-device program
+    state = strategy.put_state(create_state(as_model(workload.module), tx, example, 0))
+    step = stall.InFlight(strategy, state)
 
     def train(batch):
         step(batch)

@@ -8,6 +8,10 @@
         every checkpoint_every_steps: orbax checkpoint (state + data position)
     at the end: eval, checkpoint, learning-curve PNG, one-line summary
 
+Data: one stream of batches for the whole run (`inputs.epoch_stream`, EPOCH_END
+between epochs), so the host thread that prepares batches reads past an epoch's
+end while the loop evaluates.
+
 Devices: `config.parallel` picks a strategy from jaxnets/parallel.py (pmap, or
 jit with NamedSharding) on `config.num_devices` devices per process; batches go
 to the devices through a double-buffered prefetch. With several processes
@@ -15,7 +19,7 @@ to the devices through a double-buffered prefetch. With several processes
 written together through orbax, one copy of the state.
 
 A step whose loss or gradient is not finite stops the run (NonFiniteError)
-at the next step at the latest; a state is checked before it is saved, so
+at the next call at the latest, naming the step; a state is checked before it is saved, so
 the last checkpoint is always a good one. Ctrl-C saves a checkpoint first.
 Running `fit` again on the same workdir resumes from the newest checkpoint
 and ends with bitwise the same parameters as a run never interrupted (CPU).
@@ -133,7 +137,9 @@ class _Trainer:
         self.start_step = self.step
         self._stream = None  # the run's batches (epoch_stream), opened to shape the state
         self.state = self._initial_state(latest)
-        self.train_fn = self.strategy.compile_train()
+        self.train_fn = self.strategy.compile_train()  # a Stacked group when k > 1
+        self.step_fn = (self.strategy.compile_train(stacked=False)  # single batches
+                        if self.strategy.steps_per_call > 1 else self.train_fn)
         self.eval_fn = self.strategy.compile_eval()
         self.merge_fn = jax.jit(merge_metrics)
         self.train_sums, self.unlogged, self.unchecked = Metrics.zeros(), 0, collections.deque()
@@ -151,7 +157,7 @@ class _Trainer:
         """A batch to shape the state: the next one to train on (kept for training, with
         the run's stream of batches, opened here)."""
         stream = epoch_stream(self.inputs, self.epoch, self.batch_in_epoch,
-                              self.total_steps - self.step)
+                              max(0, self.total_steps - self.step))
         peeked = []
         for item in stream:  # past an EPOCH_END when resuming at an epoch's very end
             peeked.append(item)
@@ -212,17 +218,23 @@ class _Trainer:
                     self._train_on(item, wait)
         finally:
             items.close()  # stops the read-ahead
+            self._stream = None  # and lets the pipeline go with it
 
-    def _train_on(self, batch, wait: float) -> None:
-        """One call of the step program: one step, or k on a stacked batch."""
-        self.state, metrics, finite = self.train_fn(self.state, batch)
-        steps = np.shape(next(iter(batch.values())))[0] if self.strategy.steps_per_call > 1 else 1
+    def _train_on(self, item, wait: float) -> None:
+        """One call: a batch (one step), or a `Stacked` group (steps_per_call steps)."""
+        if isinstance(item, parallel.Stacked):
+            self._call(self.train_fn, item.batch, self.strategy.steps_per_call, wait)
+        else:
+            self._call(self.step_fn, item, 1, wait)
+
+    def _call(self, program, batch, steps: int, wait: float) -> None:
+        self.state, metrics, finite = program(self.state, batch)
         first_step = self.step + 1
         self.step += steps
         self.batch_in_epoch += steps
         self.train_sums = self.merge_fn(self.train_sums, metrics)
         self.unlogged += steps
-        self.meter.add(self.strategy.examples(batch), wait, steps)
+        self.meter.add(self.strategy.examples(batch, stacked=steps > 1), wait, steps)
         self.unchecked.append((first_step, self.epoch, finite))
         self._check_finite(keep=1)  # the previous call; this one runs meanwhile
         if first_step == self.start_step + 1:  # leave compilation out of examples/s
