@@ -68,10 +68,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.num_devices = 0            # devices per process; 0 = all local devices
     # Training steps per call of the compiled program (Keras' steps_per_execution): k > 1
     # runs k consecutive batches in one lax.scan, so the loop's per-step costs (dispatch,
-    # waiting for the next batch, metric merging) are paid once per k steps. Periodic work
+    # waiting for the next batch, metric merging) are paid once per k steps; batches that
+    # cannot fill a group (an epoch's end) run one at a time. Periodic work
     # runs after the call whose steps reach its multiple (choose *_every_steps as multiples
-    # of k to keep them exact). Worth it for steps of ~1 ms. pmap (auto's choice on several
-    # devices) takes one step per call: use parallel=sharding there.
+    # of k to keep them exact). Worth it for steps of ~1 ms. pmap takes one step per call,
+    # so with k > 1 parallel=auto picks sharding on several devices too.
     c.steps_per_call = 1
     # Periodic work (0 = never, except where noted).
     c.log_every_steps = 50
