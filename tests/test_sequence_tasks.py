@@ -1,9 +1,15 @@
 """The constructed sequence tasks: exact words, fixed splits, teacher-forcing layout."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+import data_fixtures
 from jaxnets.data import sequence_tasks as st
+from jaxnets.data import split_cache
 
 
 @pytest.mark.parametrize("n, words", [
@@ -109,3 +115,57 @@ def test_word_symbols_map_unknown_words_to_unk():
     symbols = st.word_symbols(["the film was good", "the plot"], max_size=20)
     ids = symbols.encode("The film was splendid")
     assert symbols.decode(ids) == "the film was <unk>"
+
+
+# -- whole TFDS splits kept as numpy (split_cache.py) ----------------------------------------
+
+
+def _prepared(root, name="toy", versions=("1.0.0",)):
+    for version in versions:
+        (root / name / version).mkdir(parents=True)
+        (root / name / version / "dataset_info.json").write_text("{}")
+    return str(root)
+
+
+def test_a_kept_split_is_read_back_until_the_dataset_is_prepared_again(tmp_path):
+    root = _prepared(tmp_path)
+    arrays = {"text": np.array([b"good film", b"bad"], object), "label": np.array([1, 0])}
+    reads = []
+
+    def read():
+        reads.append(1)
+        return arrays
+    first = split_cache.cached("toy", "train", root, read)
+    again = split_cache.cached("toy", "train", root, read)
+    assert len(reads) == 1 and again["text"].tolist() == [b"good film", b"bad"]
+    np.testing.assert_array_equal(again["label"], first["label"])
+    info = tmp_path / "toy" / "1.0.0" / "dataset_info.json"
+    later = os.path.getmtime(split_cache.cache_path("toy", "train", root)) + 10
+    os.utime(info, (later, later))  # prepared again after the file was kept
+    split_cache.cached("toy", "train", root, read)
+    assert len(reads) == 2
+
+
+def test_no_split_is_kept_where_it_could_be_wrong_or_cannot_be_written(tmp_path):
+    two = _prepared(tmp_path / "two", versions=("1.0.0", "1.1.0"))
+    assert split_cache.cache_path("toy", "train", two) is None  # which version is meant?
+    one = _prepared(tmp_path / "one")
+    nul = {"text": np.array([b"ends in NUL\x00"], object)}  # fixed-width bytes would drop it
+    assert split_cache.cached("toy", "train", one, lambda: nul)["text"][0] == b"ends in NUL\x00"
+    assert not os.path.exists(split_cache.cache_path("toy", "train", one))
+    blocked = split_cache.cache_path("toy", "test", one)
+    os.mkdir(blocked)  # the rename fails (as in a read-only directory, even for root)
+    plain = {"label": np.arange(3)}
+    assert split_cache.cached("toy", "test", one, lambda: plain) is plain  # no error
+    assert not [f for f in os.listdir(os.path.dirname(blocked)) if f.endswith(".tmp")]
+
+
+def test_a_task_built_from_tfds_loads_again_without_tensorflow(tmp_path):
+    data_dir = data_fixtures.prepared_data_dir()
+    code = ("import hashlib, sys\nfrom jaxnets.data import sequence_tasks as st\n"
+            "d = st.load('rt_chars', batch_size=8, data_dir=sys.argv[1])\n"
+            "digest = hashlib.sha256(d.train['tokens'].tobytes() + d.eval['targets'].tobytes())\n"
+            "print('tensorflow' in sys.modules, digest.hexdigest())")
+    runs = [subprocess.run([sys.executable, "-c", code, data_dir], capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[1][0] == "False" and runs[0][1] == runs[1][1]

@@ -164,9 +164,12 @@ def markdown(results, command: str = "") -> str:
         lines += _table(["preset", "cold s", "imports s", "data s (TF, RAM cache)",
                          "init + compile + step s", "with warm compilation cache s", "note"],
                         rows)
-        lines += ["", "Cold: nothing cached; the interpreter's own start is in the total. Warm: "
-                  "the same command again with JAX's persistent compilation cache "
-                  "(jaxnets.runtime_options.enable_compilation_cache).", ""]
+        lines += ["", "Cold: no compiled program cached; the interpreter's own start is in the "
+                  "total. The data is as any earlier run left it: TFDS datasets prepared, and "
+                  "the TFDS splits behind rnn_charlm and rnn_captions kept as numpy beside "
+                  "them (jaxnets/data/split_cache.py; their first run ever imports TensorFlow, "
+                  "~3 s more). Warm: the same command again with JAX's persistent compilation "
+                  "cache (jaxnets.runtime_options.enable_compilation_cache).", ""]
     if results.get("failures"):
         failed = [(f["section"], f["name"], f["error"].replace("|", "/"))
                   for f in results["failures"]]

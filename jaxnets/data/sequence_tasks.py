@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from jaxnets.data import split_cache
 from jaxnets.data.tokenizer import tokenize
 
 PAD, BOS, EOS = 0, 1, 2
@@ -207,12 +208,15 @@ CAPTION_SHAPE = (28, 28 * 4, 1)
 
 
 def _tfds_arrays(name: str, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
-    """A whole split of a TFDS dataset as numpy arrays (fixed order)."""
-    from jaxnets.data import pipeline, public  # TensorFlow: only here
-    builder = public.prepared_builder(name, data_dir)
-    ds = pipeline.read(builder, split)
-    rows = list(ds.as_numpy_iterator())
-    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    """A whole split of a TFDS dataset as numpy arrays (fixed order); from the second
+    time on without TensorFlow (split_cache.py)."""
+    def read():
+        from jaxnets.data import pipeline, public  # TensorFlow: only here
+        builder = public.prepared_builder(name, data_dir)
+        ds = pipeline.read(builder, split)
+        rows = list(ds.as_numpy_iterator())
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    return split_cache.cached(name, split, data_dir, read)
 
 
 def _number_words(data_dir):
