@@ -179,6 +179,10 @@ class Stacked:
     one `train_steps` call."""
     batch: dict
 
+    def first(self) -> dict:
+        """The group's first batch (e.g. to shape a state)."""
+        return {key: value[0] for key, value in self.batch.items()}
+
 
 def stack_batches(batches: Iterable[Any], k: int) -> Iterator[Any]:
     """Consecutive batches as `Stacked` groups of `k` (steps_per_call = k).

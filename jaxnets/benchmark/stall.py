@@ -111,8 +111,7 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     # The loop's feeding: one stream over the epochs, read ahead across their ends.
     stream = strategy.prefetch(epoch_stream(inputs, 0, 0, _ENDLESS))
     first = next(stream)
-    example = ({key: value[0] for key, value in first.batch.items()}
-               if isinstance(first, Stacked) else first)
+    example = first.first() if isinstance(first, Stacked) else first
     state = strategy.put_state(create_state(model, tx, example, config.seed))
     step = InFlight(strategy, state)
     step(first)  # compiles

@@ -47,12 +47,10 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     model = experiment.model_from_config(config, dataset)
     tx, _ = make_optimizer(config, total_steps=10_000)
     stacked = isinstance(batch, Stacked)
-    if stacked:
-        batch = batch.batch
-    example = {key: value[0] for key, value in batch.items()} if stacked else batch
+    example = batch.first() if stacked else batch
     state = strategy.put_state(create_state(model, tx, example, config.seed))
     marks["state"] = time.perf_counter() - _T0
-    state, metrics, _ = strategy.compile_train(stacked)(state, batch)
+    state, metrics, _ = strategy.compile_train(stacked)(state, batch.batch if stacked else batch)
     jax.block_until_ready(state)
     marks["first_step"] = time.perf_counter() - _T0
     return marks

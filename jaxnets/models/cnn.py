@@ -233,9 +233,11 @@ def count_params(layers, input_shape) -> int:
 #   * a conv with few channels becomes ONE matrix multiplication by "row Toeplitz"
 #     matrices: each output row is K input rows times a banded matrix built from
 #     the kernel (im2col along the height, the kernel unrolled along the width);
-#   * max pooling is a max of strided slices; its gradient goes to every input
-#     equal to its window's max (select-and-scatter picks one of tied inputs; ties
-#     happen after a ReLU at 0, where the ReLU passes no gradient either way).
+#   * max pooling is a max of strided slices (a reduction over the reshaped windows
+#     where they tile the input, as LeNet's 2x2/2: computed once, not again inside
+#     each consumer); its gradient goes to every input equal to its window's max
+#     (select-and-scatter picks one of tied inputs; ties happen after a ReLU at 0,
+#     where the ReLU passes no gradient either way).
 # On a GPU, XLA's (cuDNN's) convs are fast, with one exception: a strided conv on few
 # channels (CONV1 on RGB) leaves the tensor cores idle, and its space-to-depth twin
 # runs 1.56x faster (AlexNet training, H200, experiments/benchmarks/gpu/). Max pooling
