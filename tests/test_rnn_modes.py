@@ -93,6 +93,9 @@ def test_prediction_reproduces_evaluation(translate_run):
     again = inference.exact_match(run.module, run.params, data.eval_batches())
     assert again == {"exact_match": result.summary["exact_match"], "sequences": 1000}
     assert again["exact_match"] > 0.05  # 300 steps already translate some numbers exactly
+    # token accuracy is scored over tokens, but the examples are the 1,000 test numbers
+    assert result.eval["examples"] == 1000 and result.eval["scored"] > 1000
+    assert f"1,000 examples, {result.eval['scored']:,} tokens" in result.summary_line
 
 
 def train_like(arrays):

@@ -283,7 +283,7 @@ def test_sequence_loss_is_the_mean_over_real_tokens():
     picked = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
     want = picked[:2][target_mask[:2] > 0].mean()  # 8 real tokens of the 2 real rows
     np.testing.assert_allclose(float(mean), want, rtol=1e-5)
-    assert sums.compute()["examples"] == 8
+    assert sums.compute()["examples"] == 2 and sums.compute()["scored"] == 8  # 2 rows, 8 tokens
     garbage = logits.copy()
     garbage[0, 3:] = 1e6  # scores on padded steps change nothing
     np.testing.assert_allclose(float(losses.task_loss(jnp.asarray(garbage), batch)[0]), want,

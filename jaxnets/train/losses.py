@@ -31,27 +31,29 @@ def batch_mask(batch, batch_size: int) -> jax.Array:
 
 @struct.dataclass
 class Metrics:
-    """Running sums over examples: `loss_sum`, `correct` and `count` (= sum of mask)."""
+    """Running sums: `loss_sum` and `correct` over `count` scored outputs (the sum of
+    their mask: examples, or tokens for a per-step loss), and `examples` (real rows)."""
 
     loss_sum: jax.Array
     correct: jax.Array
     count: jax.Array
+    examples: jax.Array
 
     @classmethod
     def zeros(cls) -> "Metrics":
         z = jnp.zeros((), jnp.float32)
-        return cls(z, z, z)
+        return cls(z, z, z, z)
 
     def merge(self, other: "Metrics") -> "Metrics":
         return jax.tree.map(jnp.add, self, other)
 
     def compute(self) -> dict[str, float]:
-        """Means as Python floats (reads the device: call only when logging)."""
-        loss_sum, correct, count = (float(x) for x in jax.device_get(
-            (self.loss_sum, self.correct, self.count)))
-        count = max(count, 1.0)
-        return {"loss": loss_sum / count, "accuracy": correct / count,
-                "examples": int(round(count))}
+        """Means as Python floats (reads the device: call only when logging). "scored" is
+        what loss and accuracy average over: the examples, or their real tokens."""
+        loss_sum, correct, count, examples = (float(x) for x in jax.device_get(
+            (self.loss_sum, self.correct, self.count, self.examples)))
+        return {"loss": loss_sum / max(count, 1.0), "accuracy": correct / max(count, 1.0),
+                "examples": int(round(examples)), "scored": int(round(count))}
 
 
 def task_loss(outputs, batch):
@@ -80,7 +82,7 @@ def softmax_cross_entropy(logits, labels, mask):
     loss_sum = jnp.sum(per_example * mask)
     correct = jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
     mean = loss_sum / jnp.maximum(count, 1.0)
-    return mean, Metrics(loss_sum=loss_sum, correct=correct, count=count)
+    return mean, Metrics(loss_sum=loss_sum, correct=correct, count=count, examples=count)
 
 
 def classification_loss(logits, batch):
@@ -104,14 +106,16 @@ def sequence_loss(logits, batch):
         (1 on real steps) and optionally the per-example `mask`.
 
     Returns:
-      (mean loss per token, Metrics of token sums: accuracy is per token).
+      (mean loss per token, Metrics of token sums: accuracy is per token; `examples`
+      counts the real sequences).
     """
     targets = jnp.asarray(batch["targets"], jnp.int32)
     if logits.shape[:2] != targets.shape:
         raise ValueError(
             f"the model returned outputs of shape {logits.shape}, but a per-step loss needs "
             f"<float>[batch, time] + [vocab] = {targets.shape} + [vocab] to match `targets`")
-    weights = jnp.asarray(batch["target_mask"], jnp.float32)
-    weights = weights * batch_mask(batch, targets.shape[0])[:, None]
+    rows = batch_mask(batch, targets.shape[0])
+    weights = jnp.asarray(batch["target_mask"], jnp.float32) * rows[:, None]
     logits = logits.reshape(-1, logits.shape[-1])
-    return softmax_cross_entropy(logits, targets.reshape(-1), weights.reshape(-1))
+    mean, metrics = softmax_cross_entropy(logits, targets.reshape(-1), weights.reshape(-1))
+    return mean, metrics.replace(examples=jnp.sum(rows))

@@ -132,7 +132,7 @@ class Reporter:
         self.record(step, "eval", {"epoch": epoch, **metrics})
         self.line(f"[{self.name}] eval at step {step} (epoch {epoch:g}): "
                   f"loss {metrics['loss']:.4f} | accuracy {100 * metrics['accuracy']:.2f}% "
-                  f"on {metrics['examples']:,} examples")
+                  f"on {_scored(metrics)}")
 
     def finish(self, summary: dict) -> str:
         """Writes summary.json and the learning curve; returns the one-line summary."""
@@ -159,11 +159,18 @@ def summary_line(s: dict) -> str:
     ev = s.get("eval") or {}
     cut = ", SMOKE: part of the eval set" if s.get("eval_cut") else ""
     acc = (f"test accuracy {100 * ev['accuracy']:.2f}% (loss {ev['loss']:.4f}, "
-           f"{ev['examples']:,} examples{cut})" if ev else "no eval data")
+           f"{_scored(ev)}{cut})" if ev else "no eval data")
     resumed = f" (resumed at step {s['start_step']})" if s.get("start_step") else ""
     return (f"{s['name']}: {acc} | {s['step']} steps, {s['epochs']:.3g} epochs{resumed} | "
             f"wall {format_duration(s['wall_seconds'])} | "
             f"{s['examples_per_sec']:,.0f} train examples/s | workdir {s['workdir']}")
+
+
+def _scored(metrics: dict) -> str:
+    """'1,000 examples', or '1,000 examples, 9,231 tokens' where a per-step loss scored
+    (and its accuracy counts) the tokens."""
+    examples, scored = metrics["examples"], metrics.get("scored", metrics["examples"])
+    return f"{examples:,} examples" + (f", {scored:,} tokens" if scored != examples else "")
 
 
 def plot_learning_curve(jsonl_path: str, png_path: str, title: str = "") -> None:
