@@ -40,6 +40,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxnets import runtime_options
 from jaxnets.background import background
 from jaxnets.train.config import PARALLEL as STRATEGIES
 from jaxnets.train.config import ConfigError
@@ -441,7 +442,7 @@ class ShardingStrategy(Strategy):
         step, split = ((train_steps, self.split_stacked) if stacked
                        else (train_step, self.split))
         return jax.jit(step, in_shardings=(rep, split), out_shardings=(rep, rep, rep),
-                       donate_argnums=0)
+                       donate_argnums=0, compiler_options=runtime_options.step_compiler_options())
 
     def compile_eval(self) -> Callable:
         return jax.jit(eval_step, in_shardings=(self.replicated, self.split),

@@ -378,3 +378,36 @@ def test_host_tuning_is_idempotent_and_switchable():
     assert first == runtime_options.tune_host() and first.startswith("malloc:")
     assert "initial" in runtime_options.set_malloc_tuning(False)
     assert runtime_options.set_malloc_tuning(True) == first
+
+
+def test_step_compiler_options_keep_every_bit_and_drop_the_parameter_copies():
+    """XLA:CPU's copy insertion with region analysis (runtime_options) changes which
+    buffers are copied, never what is computed: a few steps give the same bits."""
+    import re
+
+    from jaxnets import runtime_options
+    from jaxnets.train.config import default_config
+    from jaxnets.train.model_api import as_model
+    from jaxnets.train.optim import make_optimizer
+    from jaxnets.train.state import create_state
+    from jaxnets.train.steps import train_step
+
+    config = default_config()
+    config.optimizer, config.weight_decay = "momentum", 5e-4
+    tx, _ = make_optimizer(config, total_steps=10)
+    model = as_model(LeNet(num_classes=10))
+    batch = {"image": jax.random.normal(jax.random.key(0), (8, 32, 32, 1)),
+             "label": jnp.arange(8) % 10}
+    options = runtime_options.step_compiler_options()
+    assert options == {"xla_cpu_copy_insertion_use_region_analysis": True}  # tests run on CPU
+    params, programs = [], []
+    for opts in (None, options):
+        step = jax.jit(train_step, donate_argnums=0, compiler_options=opts)
+        state = create_state(model, tx, batch, seed=0)
+        programs.append(step.lower(state, batch).compile().as_text())
+        for _ in range(3):
+            state, _, _ = step(state, batch)
+        params.append(jax.device_get(state.params))
+    jax.tree.map(np.testing.assert_array_equal, params[0], params[1])
+    parameter_copies = [len(re.findall(r"copy\(%state_params", p)) for p in programs]
+    assert parameter_copies[1] == 0, parameter_copies

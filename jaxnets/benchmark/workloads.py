@@ -175,6 +175,7 @@ def jax_run(workload: Workload) -> JaxRun:
     """Builds the state, compiles the step (timed) and returns runners."""
     import jax  # pylint: disable=g-import-not-at-top
 
+    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
@@ -186,7 +187,9 @@ def jax_run(workload: Workload) -> JaxRun:
     batch = jax.device_put(workload.batch)
     state = create_state(model, tx, batch, seed=0)
     compile_start = time.perf_counter()
-    step = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
+    step = jax.jit(train_step, donate_argnums=0,  # the loop's program (jaxnets/parallel.py)
+                   compiler_options=runtime_options.step_compiler_options())
+    step = step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - compile_start
     box = {"state": state, "metrics": None}
     box["state"], box["metrics"], _ = step(box["state"], batch)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxnets import runtime_options
 from jaxnets.train.model_api import Model
 
 
@@ -52,7 +53,7 @@ class TrainState:
 
 def create_state(model: Model, tx: optax.GradientTransformation, batch, seed: int) -> TrainState:
     """A fresh state: parameters initialised from `seed` on the shapes of `batch`."""
-    init = jax.jit(model.init, compiler_options=_init_compiler_options())
+    init = jax.jit(model.init, compiler_options=runtime_options.init_compiler_options())
     return _state(init, model, tx, batch, seed)
 
 
@@ -67,13 +68,6 @@ def _state(init, model: Model, tx: optax.GradientTransformation, batch, seed: in
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=tx.init(params), model_state=model_state,
                       rng=dropout_key, model=model, tx=tx)
-
-
-def _init_compiler_options() -> dict | None:
-    """On the CPU, init is compiled with LLVM's level-1 optimisation: each parameter's
-    random draw is its own program, ~0.3 s to compile at the default level. Same bits,
-    runs as fast; compiling LeNet's init 1.59 -> 0.66 s, AlexNet's 1.85 -> 1.04 s."""
-    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
 def count_params(params) -> int:
