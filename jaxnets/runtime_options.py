@@ -1,8 +1,9 @@
 """Process-wide speed options for XLA on the CPU: the one place they are set.
 
-Call `tune_host()` once at the start of a program that trains or benchmarks (the
-benchmark does; so should a training entry point). What it does, and what was
-measured and left alone, with the numbers in experiments/benchmarks/speedups.md:
+Call `tune_host()` once at the start of a program that trains or benchmarks, before JAX
+starts its backend (the first `jax.devices()` or computation): the training CLI and the
+benchmark do. What it does, and what was measured and left alone, with the numbers in
+experiments/benchmarks/speedups.md:
 
   * glibc malloc: XLA:CPU allocates each step's temporaries (gradients, activations)
     afresh and frees them at the end. Blocks above glibc's mmap threshold (at most
@@ -12,6 +13,16 @@ measured and left alone, with the numbers in experiments/benchmarks/speedups.md:
     for LeNet (batch 128), 1.31x for the RNN, 1.11x for AlexNet (on vs off in one
     process: `python -m jaxnets.experiments.benchmark --sections=host`). The cost:
     the process keeps its peak memory until it exits.
+  * XLA:CPU runs each program on the thread that calls it (no async dispatch). With
+    async dispatch a program runs, and allocates its buffers, on a thread of XLA's own;
+    glibc gives such a thread its own malloc arena, whose heaps grow by 64 MiB at most,
+    so a larger block comes from mmap whatever the threshold above, and every step
+    page-faulted it in again: AlexNet's 151 MB FC6 weight gradient alone took 40.9 ms
+    (6.8 ms from the main thread's heap). Run on the caller: AlexNet's step 431 -> 361
+    ms. The caller waits for each program now; the loop's batches are prepared on other
+    threads meanwhile (lenet_mnist trains as fast either way). The CPU client reads
+    this when JAX starts, hence "before JAX starts". (Making every thread share the main
+    arena gave AlexNet the same, but slowed lenet_mnist's tf.data threads ~15%.)
   * XLA_FLAGS: none set. This jaxlib already sends large dots and convolutions to
     YNNPACK; the oneDNN and XNNPACK switches (`--xla_cpu_use_onednn`,
     `--xla_cpu_experimental_xnn_fusion_type`) leave the compiled program unchanged.
@@ -37,35 +48,56 @@ _M_MMAP_THRESHOLD = -3
 _KEEP_BYTES = 1 << 30    # blocks below 1 GiB come from the heap and stay there
 _GLIBC_DEFAULT_BYTES = 128 << 10
 
-_tuned: str | None = None
+_tuned: str | None = None   # what tune_host did
+_dispatch = ""              # how XLA:CPU runs programs: decided once, when JAX starts
 
 
 def tune_host() -> str:
     """Sets the options above for this process (idempotent); returns what it did."""
-    global _tuned
+    global _tuned, _dispatch
     if _tuned is None:
+        if not _dispatch:
+            _dispatch = _run_on_caller()
         _tuned = _keep_freed_memory()
     return _tuned
 
 
-def _keep_freed_memory(keep: bool = True) -> str:
-    libc_name = ctypes.util.find_library("c")
+def _mallopt():
+    """glibc's mallopt, or None elsewhere."""
     try:
-        libc = ctypes.CDLL(libc_name or "libc.so.6")
-        mallopt = libc.mallopt
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
+        return None
+
+
+def _keep_freed_memory(keep: bool = True) -> str:
+    mallopt = _mallopt()
+    if mallopt is None:
         return "malloc: not glibc, left as is"
     size = _KEEP_BYTES if keep else _GLIBC_DEFAULT_BYTES
     ok = mallopt(_M_MMAP_THRESHOLD, size) and mallopt(_M_TRIM_THRESHOLD, 2 * size)
     if not ok:
         return "malloc: mallopt refused the thresholds, left as is"
     return ("malloc: freed blocks < 1 GiB kept for reuse (mmap threshold 1 GiB, no trim)"
-            if keep else "malloc: glibc's initial thresholds (128 KiB mmap, 256 KiB trim)")
+            f"; {_dispatch}" if keep else
+            "malloc: glibc's initial thresholds (128 KiB mmap, 256 KiB trim)")
+
+
+def _run_on_caller() -> str:
+    """XLA:CPU programs run on the calling thread (see above), if JAX has not started."""
+    import jax  # pylint: disable=g-import-not-at-top
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    if xla_bridge.backends_are_initialized():
+        return ("XLA:CPU dispatch left async: JAX had started (call tune_host before "
+                "JAX starts)")
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+    return "XLA:CPU runs each program on the calling thread"
 
 
 def set_malloc_tuning(keep: bool) -> str:
-    """Switches the malloc part of `tune_host` on or off, for A/B measurements
-    (off = glibc's initial thresholds, without its adaptive raising of them)."""
+    """Switches the malloc thresholds of `tune_host` on or off, for A/B measurements
+    (off = glibc's initial thresholds, without its adaptive raising of them). The
+    dispatch stays as `tune_host` set it when JAX started."""
     global _tuned
     _tuned = _keep_freed_memory(keep) if keep else None
     return _tuned if keep else _keep_freed_memory(False)

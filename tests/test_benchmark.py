@@ -380,6 +380,20 @@ def test_host_tuning_is_idempotent_and_switchable():
     assert runtime_options.set_malloc_tuning(True) == first
 
 
+@pytest.mark.parametrize("jax_started", [False, True])
+def test_host_tuning_runs_xla_cpu_programs_on_the_caller_if_jax_has_not_started(jax_started):
+    code = ("import jax\n" + ("jax.devices()\n" if jax_started else "") +
+            "from jaxnets import runtime_options\n"
+            "print(runtime_options.tune_host())\n"
+            "print(jax.config.values['jax_cpu_enable_async_dispatch'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    if jax_started:  # too late for the CPU client: said, and left as it was
+        assert "left async" in out[0] and out[1] == "True"
+    else:
+        assert "on the calling thread" in out[0] and out[1] == "False"
+
+
 def test_step_compiler_options_keep_every_bit_and_drop_the_parameter_copies():
     """XLA:CPU's copy insertion with region analysis (runtime_options) changes which
     buffers are copied, never what is computed: a few steps give the same bits."""
