@@ -86,12 +86,23 @@ def _keep_freed_memory(keep: bool = True) -> str:
 def _run_on_caller() -> str:
     """XLA:CPU programs run on the calling thread (see above), if JAX has not started."""
     import jax  # pylint: disable=g-import-not-at-top
-    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
-    if xla_bridge.backends_are_initialized():
+    if _jax_started():
         return ("XLA:CPU dispatch left async: JAX had started (call tune_host before "
                 "JAX starts)")
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
+    try:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)  # read by the CPU client
+    except AttributeError:  # a JAX without the option
+        return "XLA:CPU dispatch left as is (this JAX has no jax_cpu_enable_async_dispatch)"
     return "XLA:CPU runs each program on the calling thread"
+
+
+def _jax_started() -> bool:
+    """Whether JAX has made its backends (clients) already."""
+    try:
+        from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # a JAX without this check: say nothing
+        return False
 
 
 def set_malloc_tuning(keep: bool) -> str:
