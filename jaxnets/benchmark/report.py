@@ -134,7 +134,8 @@ def markdown(results, command: str = "") -> str:
             (r.method, _num(r.examples_per_sec), f"{r.stall:.1%}") for r in results["lesson"]])
         lines += [""]
     if results.get("stall"):
-        lines += ["## Input stall of every preset (real pipeline, one call in flight)", ""]
+        lines += ["## Input stall of every preset (real pipeline, the loop's way of calling)",
+                  ""]
         pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
         lines += _table(["preset", "dataset", "batch", "steps per call", "steps",
                          "examples/s", "stall (steady, as the loop feeds)", "first epoch",

@@ -6,7 +6,8 @@ batch size; batches go through the loop's own placement (`Strategy.prefetch` of
 `config.parallel` and `config.steps_per_call`: a host thread places them ahead, stacked k
 at a time when the preset runs k steps per call; one CPU device takes numpy as is) into the
 loop's compiled, state-donating step program, with at most one call in flight (the loop
-reads each call's NaN flags one call later). Stall = time inside `next()` / wall time,
+reads each call's NaN flags one call later; after `runtime_options.tune_host` a CPU runs
+each call before returning, so none is). Stall = time inside `next()` / wall time,
 measured after the first (compiling) call.
 
 Each row has three windows (see `preset_stall`): the first epoch while the RAM cache
@@ -43,7 +44,7 @@ class StallRow:
 
 class InFlight:
     """`step(item) -> examples`: the loop's call for a stream item (a batch, or a
-    `Stacked` group run by the k-step program), keeping one call in flight as it does."""
+    `Stacked` group run by the k-step program), keeping at most one call in flight as it does."""
 
     def __init__(self, strategy, state):
         self.strategy, self.state, self.previous = strategy, state, None

@@ -236,7 +236,7 @@ class _Trainer:
         self.unlogged += steps
         self.meter.add(self.strategy.examples(batch, stacked=steps > 1), wait, steps)
         self.unchecked.append((first_step, self.epoch, finite))
-        self._check_finite(keep=1)  # the previous call; this one runs meanwhile
+        self._check_finite(keep=1)  # the previous call; this one may still run (async dispatch)
         if first_step == self.start_step + 1:  # leave compilation out of examples/s
             jax.block_until_ready(self.state.step)
             self.meter.reset()
