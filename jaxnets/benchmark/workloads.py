@@ -175,11 +175,10 @@ def jax_run(workload: Workload) -> JaxRun:
     """Builds the state, compiles the step (timed) and returns runners."""
     import jax  # pylint: disable=g-import-not-at-top
 
-    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
+    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.steps import train_step  # pylint: disable=g-import-not-at-top
 
     started = time.perf_counter()
     model = as_model(workload.module)
@@ -187,9 +186,8 @@ def jax_run(workload: Workload) -> JaxRun:
     batch = jax.device_put(workload.batch)
     state = create_state(model, tx, batch, seed=0)
     compile_start = time.perf_counter()
-    step = jax.jit(train_step, donate_argnums=0,  # the loop's program (jaxnets/parallel.py)
-                   compiler_options=runtime_options.step_compiler_options())
-    step = step.lower(state, batch).compile()
+    program = make_strategy("sharding", 1).compile_train(stacked=False)  # the loop's, 1 device
+    step = program.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - compile_start
     box = {"state": state, "metrics": None}
     box["state"], box["metrics"], _ = step(box["state"], batch)
