@@ -203,15 +203,19 @@ def test_registry_and_custom_factories_get_only_the_arguments_they_take():
         model_api.build_model("no_such_pkg.mod:make", model_kwargs={})
 
 
-def test_create_state_initialises_exactly_as_a_plain_jit_of_init():
+def test_create_state_initialises_exactly_as_init_and_tx_init_one_by_one():
     from jaxnets.models import LeNet
     from jaxnets.train.state import create_state
     model = model_api.as_model(LeNet())
     batch = {"image": np.zeros((2, 32, 32, 1), np.float32), "label": np.zeros(2, np.int32)}
-    state = create_state(model, optax.sgd(0.1), batch, seed=3)
-    init_key, _ = jax.random.split(jax.random.PRNGKey(3))
+    tx = optax.adamw(0.1)
+    state = create_state(model, tx, batch, seed=3)  # one program, optimisation level 1
+    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(3))
     plain, _ = jax.jit(model.init)(init_key, batch)  # the default optimisation level
-    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(plain)):
+    expected = (plain, tx.init(plain), dropout_key, 0)
+    got = (state.params, state.opt_state, state.rng, state.step)
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
         np.testing.assert_array_equal(a, b)
 
 

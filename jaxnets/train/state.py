@@ -8,6 +8,7 @@ the program was started.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -52,9 +53,14 @@ class TrainState:
 
 
 def create_state(model: Model, tx: optax.GradientTransformation, batch, seed: int) -> TrainState:
-    """A fresh state: parameters initialised from `seed` on the shapes of `batch`."""
-    init = jax.jit(model.init, compiler_options=runtime_options.init_compiler_options())
-    return _state(init, model, tx, batch, seed)
+    """A fresh state: parameters initialised from `seed` on the shapes of `batch`.
+
+    One compiled program makes all of it. Run op by op, `tx.init` compiled a small program
+    per parameter leaf: 0.6 s of AlexNet's start (experiments/benchmarks/speedups.md).
+    """
+    make = jax.jit(functools.partial(_state, model.init, model, tx), static_argnums=1,
+                   compiler_options=runtime_options.init_compiler_options())
+    return make(batch, seed)
 
 
 def abstract_state(model: Model, tx: optax.GradientTransformation, batch) -> TrainState:
