@@ -182,6 +182,24 @@ def test_text_batches_tokens_lengths_and_padding(data_dir):
     assert [ds.vocab.decode(r) for r in rows] == [ds.vocab.decode(ds.vocab.encode(t)) for t in texts]
 
 
+def test_text_splits_are_read_with_tfds_once_then_from_the_kept_numpy(tmp_path, monkeypatch):
+    from jaxnets.data import split_cache
+
+    data_fixtures.build(["rt_sentences"], tmp_path)
+    first = sentences(str(tmp_path))
+    kept = sorted(p.name for p in tmp_path.glob("rt_sentences/*/jaxnets-*.npz"))
+    assert kept == ["jaxnets-test.npz", "jaxnets-train.npz"]
+
+    def no_tfds(*args):
+        raise AssertionError("read with TFDS again")
+    monkeypatch.setattr(split_cache, "read_split", no_tfds)
+    again = sentences(str(tmp_path))
+    assert again.eval_texts() == first.eval_texts() and again.vocab.encode(
+        " ".join(first.eval_texts())) == first.vocab.encode(" ".join(first.eval_texts()))
+    for a, b in zip(first.train_epoch(1), again.train_epoch(1)):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_vocabulary_comes_from_the_train_split_only(data_dir):
     from jaxnets.data import rt_sentences
 

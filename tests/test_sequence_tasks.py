@@ -150,14 +150,25 @@ def test_no_split_is_kept_where_it_could_be_wrong_or_cannot_be_written(tmp_path)
     two = _prepared(tmp_path / "two", versions=("1.0.0", "1.1.0"))
     assert split_cache.cache_path("toy", "train", two) is None  # which version is meant?
     one = _prepared(tmp_path / "one")
-    nul = {"text": np.array([b"ends in NUL\x00"], object)}  # fixed-width bytes would drop it
-    assert split_cache.cached("toy", "train", one, lambda: nul)["text"][0] == b"ends in NUL\x00"
+    mixed = {"text": np.array([b"bytes", "a str"], object)}  # only bytes are packed
+    assert split_cache.cached("toy", "train", one, lambda: mixed) is mixed
     assert not os.path.exists(split_cache.cache_path("toy", "train", one))
     blocked = split_cache.cache_path("toy", "test", one)
     os.mkdir(blocked)  # the rename fails (as in a read-only directory, even for root)
     plain = {"label": np.arange(3)}
     assert split_cache.cached("toy", "test", one, lambda: plain) is plain  # no error
     assert not [f for f in os.listdir(os.path.dirname(blocked)) if f.endswith(".tmp")]
+
+
+def test_texts_are_kept_exactly_and_packed_not_padded(tmp_path):
+    root = _prepared(tmp_path)
+    texts = np.empty(3, object)
+    texts[:] = [b"ends in NUL\x00", b"", b"x" * 5000]  # fixed width: NUL lost, 15 kB
+    split_cache.cached("toy", "train", root, lambda: {"text": texts})
+    path = split_cache.cache_path("toy", "train", root)
+    again = split_cache.cached("toy", "train", root, lambda: 1 / 0)
+    assert again["text"].dtype == object and again["text"].tolist() == texts.tolist()
+    assert os.path.getsize(path) < 6000
 
 
 def test_a_task_built_from_tfds_loads_again_without_tensorflow(tmp_path):

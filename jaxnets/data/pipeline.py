@@ -207,7 +207,7 @@ def build_dataset(name: str, *, batch_size: int, eval_batch_size: int | None, se
     else:
         from jaxnets.data import text  # pylint: disable=g-import-not-at-top
         source = text.make_source(builder, spec, split_train, shard(split_train),
-                                  shard(split_eval), **kind_options)
+                                  shard(split_eval), data_dir=data_dir, **kind_options)
     total_train = count_examples(builder, split_train)
     total_eval = count_examples(builder, split_eval)
     steps = (total_train // process_count) // batch_size

@@ -207,33 +207,22 @@ CAPTION_STRIPS = {"train": 12_000, "test": 1_000}  # strips made from each split
 CAPTION_SHAPE = (28, 28 * 4, 1)
 
 
-def _tfds_arrays(name: str, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
-    """A whole split of a TFDS dataset as numpy arrays (fixed order); from the second
-    time on without TensorFlow (split_cache.py)."""
-    def read():
-        from jaxnets.data import pipeline, public  # TensorFlow: only here
-        builder = public.prepared_builder(name, data_dir)
-        ds = pipeline.read(builder, split)
-        rows = list(ds.as_numpy_iterator())
-        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-    return split_cache.cached(name, split, data_dir, read)
-
-
 def _number_words(data_dir):
     train, test = number_words()
     return train, test, NUMBER_TARGET, {"input_shape": (4,), "source_vocab": NUMBER_SOURCE}
 
 
 def _digit_captions(data_dir):
-    train, test = (_tfds_arrays("mnist5k", split, data_dir) for split in ("train", "test"))
+    train, test = (split_cache.whole_split("mnist5k", split, data_dir)
+                   for split in ("train", "test"))
     return (digit_captions(train["image"], train["label"], CAPTION_STRIPS["train"], seed=0),
             digit_captions(test["image"], test["label"], CAPTION_STRIPS["test"], seed=1),
             CAPTION_WORDS, {"input_shape": CAPTION_SHAPE})
 
 
 def _rt_chars(data_dir, max_length=256):
-    texts = {split: [t.decode("utf-8") for t in _tfds_arrays("rt_sentences", split,
-                                                               data_dir)["text"]]
+    texts = {split: [t.decode("utf-8")
+                     for t in split_cache.whole_split("rt_sentences", split, data_dir)["text"]]
              for split in ("train", "test")}
     symbols = char_symbols(texts["train"])
     return (char_lm(texts["train"], symbols, max_length),
@@ -262,8 +251,8 @@ def _tfds_translation(name, data_dir, max_length=40, vocab_size=8000):
     builder = public.prepared_builder(name, data_dir)  # fails fast when offline
     source_key, target_key = builder.info.supervised_keys
     text = lambda rows, key: [r.decode("utf-8") for r in rows[key]]  # noqa: E731
-    train = _tfds_arrays(name, "train", data_dir)
-    test = _tfds_arrays(name, spec.eval_split, data_dir)
+    train = split_cache.whole_split(name, "train", data_dir, builder)
+    test = split_cache.whole_split(name, spec.eval_split, data_dir, builder)
     source_symbols = word_symbols(text(train, source_key), vocab_size)
     target_symbols = word_symbols(text(train, target_key), vocab_size)
     make = lambda rows: translation_arrays(  # noqa: E731

@@ -1,9 +1,14 @@
 """A whole TFDS split as numpy arrays, kept beside the prepared dataset after its first read.
 
 The sequence tasks (sequence_tasks.py) build their arrays from whole splits of TFDS
-datasets (rt_chars from rt_sentences, digit_captions from mnist5k). Reading a split needs
-TensorFlow, whose import alone takes ~2.8 s of every start on this project's CPU; the
-second start loads `<prepared dataset>/jaxnets-<split>.npz` instead, without TensorFlow.
+datasets (rt_chars from rt_sentences, digit_captions from mnist5k), and the text datasets
+(text.py) tokenize whole splits. Reading a split needs TensorFlow, whose import alone
+takes ~2.8 s of every start on this project's CPU, and TFDS, ~0.3 s more per split; the
+second start loads `<prepared dataset>/jaxnets-<split>.npz` instead (the sequence tasks
+without TensorFlow at all).
+
+Texts (1-D arrays of bytes) are kept exactly and compactly: one byte buffer plus where
+each text ends, not numpy's fixed-width bytes (padded to the longest, trailing NULs lost).
 
 The file is found without TFDS: in `data_dir` (or TFDS's default, `$TFDS_DATA_DIR` or
 ~/tensorflow_datasets), `<name>/<version>/dataset_info.json` must exist for exactly one
@@ -26,13 +31,40 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 
 
+def whole_split(name: str, split: str, data_dir: str | None, builder=None) -> Arrays:
+    """Every feature of `split`, in its fixed order, as arrays (texts: object arrays of
+    bytes); from the second time on from the kept file. `builder`: the prepared TFDS
+    builder when the caller has one (else it is made only if the file is missing)."""
+    def read():
+        from jaxnets.data import public  # TensorFlow: only here
+        return read_split(builder or public.prepared_builder(name, data_dir), split)
+    return cached(name, split, data_dir, read)
+
+
+def read_split(builder, split) -> Arrays:
+    """Every feature of `split` (a name or a process's shard) read with TFDS, uncached."""
+    from jaxnets.data import pipeline  # pylint: disable=g-import-not-at-top
+    ds = pipeline.read(builder, split)
+    rows = list(ds.as_numpy_iterator())
+    return {key: _column([row[key] for row in rows], spec)
+            for key, spec in ds.element_spec.items()}
+
+
+def _column(values: list, spec) -> np.ndarray:
+    if values and isinstance(values[0], bytes) or not values and spec.dtype.name == "string":
+        column = np.empty(len(values), object)  # np.stack would make fixed-width bytes
+        column[:] = values
+        return column
+    return np.stack(values) if values else np.zeros((0, *spec.shape), spec.dtype.as_numpy_dtype)
+
+
 def cached(name: str, split: str, data_dir: str | None, read: Callable[[], Arrays]) -> Arrays:
     """The split's arrays from the cache file, or `read()` (TensorFlow), then kept."""
     path = cache_path(name, split, data_dir)
     if path is not None and _fresh(path):
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {key: f[key] for key in f.files}
+                return _unpack({key: f[key] for key in f.files})
         except (OSError, ValueError, zipfile.BadZipFile):
             pass  # unreadable: read the split again and replace the file
     arrays = read()
@@ -73,18 +105,35 @@ def _keep(path: str | None, arrays: Arrays) -> None:
             os.remove(temporary)
 
 
+_TEXT_BYTES, _TEXT_ENDS = ".text-bytes", ".text-ends"  # suffixes of a packed text array
+
+
 def _storable(arrays: Arrays) -> Arrays | None:
-    """The arrays with texts (object arrays of bytes) as fixed-width bytes, or None when
-    that would change a value (then the split is not kept)."""
+    """The arrays with each 1-D array of bytes packed as a byte buffer and end offsets;
+    None when some object array holds anything else (then the split is not kept)."""
     out = {}
     for key, value in arrays.items():
         if value.dtype == object:
-            try:
-                converted = value.astype(bytes)
-            except (TypeError, ValueError):
+            if value.ndim != 1 or not all(isinstance(v, bytes) for v in value):
                 return None
-            if converted.tolist() != value.tolist():  # e.g. trailing NUL bytes
-                return None
-            value = converted
+            out[key + _TEXT_BYTES] = np.frombuffer(b"".join(value), np.uint8)
+            out[key + _TEXT_ENDS] = np.cumsum([len(v) for v in value], dtype=np.int64)
+        else:
+            out[key] = value
+    return out
+
+
+def _unpack(stored: Arrays) -> Arrays:
+    """`_storable` undone: packed texts become object arrays of bytes again."""
+    out = {}
+    for key, value in stored.items():
+        if key.endswith(_TEXT_ENDS):
+            continue
+        if key.endswith(_TEXT_BYTES):
+            key = key[:-len(_TEXT_BYTES)]
+            buffer, ends = value.tobytes(), stored[key + _TEXT_ENDS]
+            starts = np.concatenate([[0], ends[:-1]])
+            value = np.empty(len(ends), object)
+            value[:] = [buffer[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
         out[key] = value
     return out

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxnets.data import catalog, pipeline
+from jaxnets.data import catalog, pipeline, split_cache
 from jaxnets.data.tf_setup import import_tf
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary
 
@@ -26,19 +26,19 @@ MAX_LENGTH_CAP = 256         # default max_length: the longest train text, cappe
 
 
 def make_source(builder, spec: catalog.DatasetSpec, full_train_split, train_split,
-                eval_split, *, max_length: int | None = None, vocab_size: int | None = None,
-                vocab: Vocabulary | None = None,
+                eval_split, *, data_dir: str | None = None, max_length: int | None = None,
+                vocab_size: int | None = None, vocab: Vocabulary | None = None,
                 length_buckets: Sequence[int] | None = None) -> pipeline.Source:
     """Encoded, padded text of this process's shards, in RAM, plus the batch finisher."""
-    texts, labels = read_texts(builder, spec, full_train_split)
+    texts, labels = read_texts(builder, spec, full_train_split, data_dir)
     vocab = _vocabulary(texts, vocab, vocab_size)
     encoded = [vocab.encode(t) for t in texts]
     if max_length is None:
         max_length = min(max(map(len, encoded), default=1), MAX_LENGTH_CAP)
     if train_split != full_train_split:  # several processes: keep only this one's shard
-        texts, labels = read_texts(builder, spec, train_split)
+        texts, labels = read_texts(builder, spec, train_split, data_dir)
         encoded = [vocab.encode(t) for t in texts]
-    eval_texts, eval_labels = read_texts(builder, spec, eval_split)
+    eval_texts, eval_labels = read_texts(builder, spec, eval_split, data_dir)
     eval_encoded = [vocab.encode(t) for t in eval_texts]
     buckets = bucket_widths(length_buckets, max_length)
 
@@ -56,14 +56,16 @@ def make_source(builder, spec: catalog.DatasetSpec, full_train_split, train_spli
         vocab=vocab, eval_texts=eval_texts)
 
 
-def read_texts(builder, spec: catalog.DatasetSpec, split) -> tuple[list[str], np.ndarray]:
-    """(texts, int32 labels) of `split`, in the split's fixed order."""
-    ds = pipeline.read(builder, split).map(lambda ex: (ex[spec.input_key], ex["label"]))
-    texts, labels = [], []
-    for text_batch, label_batch in ds.batch(1024).as_numpy_iterator():
-        texts.extend(t.decode("utf-8") for t in text_batch)
-        labels.append(label_batch)
-    labels = np.concatenate(labels).astype(np.int32) if labels else np.zeros(0, np.int32)
+def read_texts(builder, spec: catalog.DatasetSpec, split,
+               data_dir: str | None = None) -> tuple[list[str], np.ndarray]:
+    """(texts, int32 labels) of `split`, in the split's fixed order. A named split is kept
+    as numpy beside the prepared dataset after its first read (split_cache.py)."""
+    if isinstance(split, str):
+        arrays = split_cache.whole_split(spec.name, split, data_dir, builder)
+    else:  # a process's shard (tfds.even_splits)
+        arrays = split_cache.read_split(builder, split)
+    texts = [t.decode("utf-8") for t in arrays[spec.input_key]]
+    labels = arrays["label"].astype(np.int32)
     if (labels < 0).any():
         raise ValueError(f"{spec.name} {split} has hidden labels (-1) on {(labels < 0).sum()} "
                          "examples: evaluate on a labelled split, e.g. split_eval='validation'")
