@@ -19,6 +19,7 @@ import pytest
 
 from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
 from jaxnets.background import background
+from jaxnets.experiments import presets
 from jaxnets.models import AlexNet, LeNet, cnn, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
 from jaxnets.models.lenet import lenet_layers
@@ -97,6 +98,8 @@ def test_tiny_benchmark_reports_every_section(tiny_results):
         assert row["compile_seconds"] > 0 and row["first_step_seconds"] >= row["compile_seconds"]
         assert math.isfinite(row["final_loss"])
         assert (numbers["train"]["torch"] is not None) == results["torch"]
+        k = presets.build_config(row["preset"]).steps_per_call  # as the preset trains
+        assert row["steps_per_call"] == k and ("jax_train_single" in row["stats"]) == (k > 1)
     assert [r.method.split(" ")[0] for r in results["lesson"]] == ["naive", "RAM", "RAM", "RAM"]
     assert all(0 <= r.stall <= 1 and r.examples_per_sec > 0 for r in results["lesson"])
 
@@ -169,6 +172,14 @@ def test_a_failing_workload_is_recorded_and_the_others_still_run():
     assert failures == [{"section": "models", "name": "alexnet",
                          "error": "RuntimeError: RESOURCE_EXHAUSTED: out of memory"}]
     assert "alexnet failed" in lines[0]
+
+
+def test_training_takes_exactly_n_steps_grouped_as_the_loop_groups_them():
+    run = workloads.jax_run(workloads.build("lenet", tiny=True), steps_per_call=3)
+    assert run.steps_per_call == 3 and int(run.state().step) == 3  # the first call
+    run.train(7)  # two calls of 3 steps, then one single step
+    run.train_single(2)
+    assert int(run.state().step) == 12 and math.isfinite(run.loss())
 
 
 def test_workload_sizes_are_the_issues():

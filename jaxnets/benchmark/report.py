@@ -194,18 +194,27 @@ def _model_tables(results) -> list[str]:
                          _num(n["torch"]), "-" if n["ratio"] is None else f"{n['ratio']:.2f}x",
                          f"{row['flops'][flops_key] / 1e6:,.1f}", _num(n["gflops"]),
                          "-" if n["peak_fraction"] is None else f"{n['peak_fraction']:.0%}")
-                        + ((f"{row['compile_seconds']:.2f}", f"{row['first_step_seconds']:.2f}")
-                           if mode == "train" else ()))
+                        + ((_steps_per_call(row), f"{row['compile_seconds']:.2f}",
+                            f"{row['first_step_seconds']:.2f}") if mode == "train" else ()))
         header = ["model", "dtype", "jaxnets ex/s", "PyTorch ex/s", "ratio",
                   "MFLOP/example", "GFLOP/s", "of GEMM peak"]
         if mode == "train":
-            header += ["compile s", "first step s"]
+            header += ["steps per call", "compile s", "first step s"]
         lines += [f"## {title}", ""] + _table(header, rows) + [""]
     lines += ["MFLOP/example: the model's useful FLOPs (2 per multiply-add of the lecture's "
               "count; training = 3 x forward), see jaxnets/benchmark/flops.py. GEMM peak: "
-              "JAX's measured GEMM in the same dtype on this backend. First step: from the "
-              "built model to the first finished training step (state, compile, step).", ""]
+              "JAX's measured GEMM in the same dtype on this backend. Steps per call: as the "
+              "preset trains (`steps_per_call`: k steps in one compiled call, on k stacked "
+              "batches); with k > 1 the rate at one step per call follows in brackets. "
+              "First step: from the built model to the first finished training call (state, "
+              "compile, call).", ""]
     return lines
+
+
+def _steps_per_call(row) -> str:
+    k = row.get("steps_per_call", 1)
+    single = row["stats"].get("jax_train_single")
+    return f"{k} (one: {_num(single.rate(row['batch_size']))} ex/s)" if single else str(k)
 
 
 def to_json(results) -> str:

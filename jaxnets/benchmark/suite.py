@@ -15,6 +15,7 @@ Sections, each optional:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -126,17 +127,21 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
     workload = _build(name, options)
     log(f"{workload.what} ...")
     jax_run = workloads.jax_run(workload)
+    k = jax_run.steps_per_call
     runners = {"jax_train": jax_run.train, "jax_infer": jax_run.infer}
+    if k > 1:  # the loop's way is measured; one step per call is shown beside it
+        runners["jax_train_single"] = jax_run.train_single
     if with_torch:
         runners["torch_train"], runners["torch_infer"] = torch_side.torch_run(workload, threads)
     steps = {key: 1 if options.tiny else timing.steps_for(fn, options.seconds)
              for key, fn in runners.items()}
+    steps["jax_train"] = k * math.ceil(steps["jax_train"] / k)  # whole calls only
     stats = timing.interleaved(runners, steps, reps=reps)
     log(f"  {name}: train {stats['jax_train'].rate(workload.batch_size):,.0f} ex/s, inference "
         f"{stats['jax_infer'].rate(workload.batch_size):,.0f} ex/s, compile "
         f"{jax_run.compile_seconds:.1f} s")  # in the log even if a later row never ends
     return {"name": name, "preset": workload.preset, "what": workload.what,
-            "dtype": options.dtype, "batch_size": workload.batch_size,
+            "dtype": options.dtype, "batch_size": workload.batch_size, "steps_per_call": k,
             "flops": workload.flops, "stats": stats,
             "compile_seconds": jax_run.compile_seconds,
             "first_step_seconds": jax_run.first_step_seconds, "final_loss": jax_run.loss()}

@@ -164,15 +164,22 @@ def _rnn(tiny, dtype, batch) -> Workload:
 class JaxRun:
     """A compiled train step and forward pass, with what starting them cost."""
 
-    train: Callable[[int], None]     # run n training steps and wait
+    train: Callable[[int], None]     # run n training steps as the loop does, and wait
+    train_single: Callable[[int], None]  # run n training steps one per call, and wait
+    steps_per_call: int              # how the loop calls `train`: the preset's setting
     infer: Callable[[int], None]     # run n forward passes and wait
-    compile_seconds: float           # lowering + compiling the train step
-    first_step_seconds: float        # from nothing (model built) to the first step done
-    loss: Callable[[], float]        # the last training loss
+    compile_seconds: float           # lowering + compiling the loop's first program
+    first_step_seconds: float        # from nothing (model built) to the first call done
+    loss: Callable[[], float]        # the last call's mean training loss
+    state: Callable[[], Any]         # the current TrainState
 
 
-def jax_run(workload: Workload) -> JaxRun:
-    """Builds the state, compiles the step (timed) and returns runners."""
+def jax_run(workload: Workload, steps_per_call: int | None = None) -> JaxRun:
+    """Builds the state, compiles the loop's step program (timed) and returns runners.
+
+    `steps_per_call` (default: the preset's, as `python -m jaxnets.experiments.run` trains
+    it): k > 1 runs k steps per call on k stacked copies of the batch (`train_steps`).
+    """
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
@@ -180,23 +187,37 @@ def jax_run(workload: Workload) -> JaxRun:
     from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
     from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
 
+    k = steps_per_call or workload.config.steps_per_call
     started = time.perf_counter()
     model = as_model(workload.module)
     tx, _ = make_optimizer(workload.config, total_steps=10_000)
     batch = jax.device_put(workload.batch)
     state = create_state(model, tx, batch, seed=0)
     compile_start = time.perf_counter()
-    program = make_strategy("sharding", 1).compile_train(stacked=False)  # the loop's, 1 device
-    step = program.lower(state, batch).compile()
+    strategy = make_strategy("sharding", 1, k)  # the loop's, on one device
+    if k > 1:
+        stacked = jax.device_put({key: np.stack([v] * k) for key, v in workload.batch.items()})
+        program = strategy.compile_train(stacked=True).lower(state, stacked).compile()
+        call = lambda s: program(s, stacked)  # noqa: E731
+    else:
+        program = strategy.compile_train(stacked=False).lower(state, batch).compile()
+        call = lambda s: program(s, batch)  # noqa: E731
     compile_seconds = time.perf_counter() - compile_start
     box = {"state": state, "metrics": None}
-    box["state"], box["metrics"], _ = step(box["state"], batch)
+    box["state"], box["metrics"], _ = call(box["state"])
     jax.block_until_ready(box["state"])
     first_step = time.perf_counter() - started
+    single = (program if k == 1 else
+              strategy.compile_train(stacked=False).lower(box["state"], batch).compile())
 
-    def train(n):
+    def train(n):  # as the loop groups them: n // k calls of k steps, the rest one by one
+        for _ in range(n // k):
+            box["state"], box["metrics"], _ = call(box["state"])
+        train_single(n % k)
+
+    def train_single(n):
         for _ in range(n):
-            box["state"], box["metrics"], _ = step(box["state"], batch)
+            box["state"], box["metrics"], _ = single(box["state"], batch)
         jax.block_until_ready(box["state"])
 
     # Compiled here, not on the first call: steps_for's one timed call would otherwise
@@ -215,4 +236,5 @@ def jax_run(workload: Workload) -> JaxRun:
         m = box["metrics"]
         return float(m.loss_sum) / max(float(m.count), 1.0)
 
-    return JaxRun(train, infer, compile_seconds, first_step, loss)
+    return JaxRun(train, train_single, k, infer, compile_seconds, first_step, loss,
+                  lambda: box["state"])
