@@ -251,3 +251,15 @@ def test_the_engine_does_not_import_tensorflow():
     code = ("import sys, jaxnets.train as t; t.fit; t.ArrayData; import jaxnets.train.loop;"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
+    code = ("import glob, importlib.util, sys\n"
+            "from jaxnets.train.reporting import Reporter\n"
+            "r = Reporter(sys.argv[1], 'run', progress=False)\n"
+            "r.record(1, 'train', {'loss': 0.5}); r.tb.flush()\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert glob.glob(sys.argv[1] + '/tensorboard/events.out.tfevents.*')\n"
+            "if importlib.util.find_spec('torch'):  # installed: still importable afterwards\n"
+            "    import torch; torch.zeros(1)\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
