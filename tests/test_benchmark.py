@@ -436,3 +436,13 @@ def test_step_compiler_options_keep_every_bit_and_drop_the_parameter_copies():
     jax.tree.map(np.testing.assert_array_equal, params[0], params[1])
     parameter_copies = [len(re.findall(r"copy\(%state_params", p)) for p in programs]
     assert parameter_copies[1] == 0, parameter_copies
+
+
+def test_startup_child_times_the_loops_own_first_call(tmp_path):
+    from jaxnets.benchmark import startup
+    cold = startup.measure("rnn_translate", str(tmp_path))  # numpy data: no TF, ~3 s
+    assert "error" not in cold, cold
+    marks = [cold[k] for k in ("imports", "data", "state", "first_step", "total")]
+    assert marks == sorted(marks) and 0 < marks[0]
+    assert any(tmp_path.iterdir())  # the compiled programs were kept for a warm start
+    assert "error" in startup.measure("no_such_preset")

@@ -3,8 +3,9 @@
     python -m jaxnets.benchmark.startup lenet_mnist [CACHE_DIR]   # prints one JSON line
 
 The child does what `python -m jaxnets.experiments.run --model=NAME` does before its
-first step (imports, the dataset with its RAM cache, the model, the state, compiling
-the loop's step program, its first call: one step, or `steps_per_call` steps on stacked
+first step, through the loop's own set-up (imports, the dataset with its RAM cache, the
+model, the loop's trainer: state, checkpointer and reports; then compiling the loop's
+step program and its first call: one step, or `steps_per_call` steps on stacked
 batches) and prints when each part ended; `measure` runs it in a fresh
 process and times it from the outside, interpreter start included. With CACHE_DIR the
 child turns on JAX's persistent compilation cache there
@@ -30,29 +31,25 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     import jax  # pylint: disable=g-import-not-at-top
     import tempfile  # pylint: disable=g-import-not-at-top
 
+    from jaxnets import inference  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import Stacked, make_strategy  # pylint: disable=g-import-not-at-top
-    from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train import experiment, loop  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
-    config = presets.build_config(name)
-    strategy = make_strategy(config.parallel, 1, config.steps_per_call)  # the loop's
-    with tempfile.TemporaryDirectory() as workdir:
+    config = loop.resolve_config(presets.build_config(name))
+    with tempfile.TemporaryDirectory() as workdir:  # as train_and_evaluate, then fit
         dataset = experiment.load_dataset(config, workdir)
-        first_call = epoch_stream(as_inputs(dataset), 0, 0, strategy.steps_per_call)
-        batch = next(strategy.prefetch(first_call))  # the first call's batches
-    marks["data"] = time.perf_counter() - _T0
-    model = experiment.model_from_config(config, dataset)
-    tx, _ = make_optimizer(config, total_steps=10_000)
-    stacked = isinstance(batch, Stacked)
-    example = batch.first() if stacked else batch
-    state = strategy.put_state(create_state(model, tx, example, config.seed))
-    marks["state"] = time.perf_counter() - _T0
-    state, metrics, _ = strategy.compile_train(stacked)(state, batch.batch if stacked else batch)
-    jax.block_until_ready(state)
-    marks["first_step"] = time.perf_counter() - _T0
+        marks["data"] = time.perf_counter() - _T0
+        model = experiment.model_from_config(config, dataset)
+        inference.save_model_spec(workdir, config, experiment.model_sizes(dataset))
+        trainer = loop._Trainer(as_model(model), as_inputs(dataset), config,  # pylint: disable=protected-access
+                                workdir, config.preset)  # state, checkpoints, reports
+        marks["state"] = time.perf_counter() - _T0
+        trainer.train(calls=1)  # the loop's first call: compile, then 1 or k steps
+        jax.block_until_ready(trainer.state)
+        marks["first_step"] = time.perf_counter() - _T0
+        trainer.reporter.close()
     return marks
 
 

@@ -193,7 +193,7 @@ class _Trainer:
         started = time.perf_counter()
         try:
             self._announce()
-            self._train()
+            self.train()
             self._finish_training()
             return self._result(time.perf_counter() - started)
         except KeyboardInterrupt:
@@ -203,12 +203,13 @@ class _Trainer:
             self.ckpt.close()
             self.reporter.close()
 
-    def _train(self) -> None:
+    def train(self, calls: int | None = None) -> None:
         """Trains from the current position to total_steps on one stream of batches, read
-        ahead across epoch ends by the strategy's host thread."""
+        ahead across epoch ends by the strategy's host thread; or only `calls` calls of
+        the step program (the startup benchmark times the first)."""
         items = self.strategy.prefetch(self._stream)
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and calls != 0:
                 start = time.perf_counter()
                 item = next(items)
                 wait = time.perf_counter() - start
@@ -216,6 +217,7 @@ class _Trainer:
                     self._end_epoch()
                 else:
                     self._train_on(item, wait)
+                    calls = None if calls is None else calls - 1
         finally:
             items.close()  # stops the read-ahead
             self._stream = None  # and lets the pipeline go with it
