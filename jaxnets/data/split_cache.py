@@ -51,8 +51,10 @@ def read_split(builder, split) -> Arrays:
 
 
 def _column(values: list, spec) -> np.ndarray:
-    if values and isinstance(values[0], bytes) or not values and spec.dtype.name == "string":
-        column = np.empty(len(values), object)  # np.stack would make fixed-width bytes
+    """One feature's values as an array; a text feature as an object array of bytes
+    (np.stack would make fixed-width bytes)."""
+    if spec.dtype.name == "string" and spec.shape.rank == 0:
+        column = np.empty(len(values), object)
         column[:] = values
         return column
     return np.stack(values) if values else np.zeros((0, *spec.shape), spec.dtype.as_numpy_dtype)
