@@ -239,6 +239,8 @@ def read(builder, split, decoders=None):
 
 
 def count_examples(builder, split) -> int:
+    if isinstance(split, str) and split in builder.info.splits:  # a whole split: recorded
+        return builder.info.splits[split].num_examples
     count = int(read(builder, split).cardinality())
     return count if count >= 0 else builder.info.splits[split].num_examples
 
