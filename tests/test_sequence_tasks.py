@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -169,6 +170,29 @@ def test_texts_are_kept_exactly_and_packed_not_padded(tmp_path):
     again = split_cache.cached("toy", "train", root, lambda: 1 / 0)
     assert again["text"].dtype == object and again["text"].tolist() == texts.tolist()
     assert os.path.getsize(path) < 6000
+
+
+def test_a_split_is_kept_only_where_its_builder_reads(tmp_path, monkeypatch):
+    root = _prepared(tmp_path / "data")
+    reads = []
+    monkeypatch.setattr(split_cache, "read_split",
+                        lambda builder, split: reads.append(split) or {"label": np.arange(2)})
+    elsewhere = types.SimpleNamespace(data_dir=tmp_path / "mock" / "toy" / "1.0.0")
+    for _ in range(2):  # e.g. a tfds.testing.mock_data builder: read every time, not kept
+        split_cache.whole_split("toy", "train", root, elsewhere)
+    assert reads == ["train", "train"]
+    assert not os.path.exists(split_cache.cache_path("toy", "train", root))
+    here = types.SimpleNamespace(data_dir=tmp_path / "data" / "toy" / "1.0.0")
+    for _ in range(2):
+        split_cache.whole_split("toy", "train", root, here)
+    assert reads == ["train"] * 3 and os.path.exists(split_cache.cache_path("toy", "train", root))
+
+
+def test_an_older_file_of_fixed_width_texts_still_reads_as_bytes_objects(tmp_path):
+    root = _prepared(tmp_path)
+    np.savez(split_cache.cache_path("toy", "train", root), text=np.array([b"old", b"file"]))
+    texts = split_cache.cached("toy", "train", root, lambda: 1 / 0)["text"]
+    assert texts.dtype == object and texts.tolist() == [b"old", b"file"]
 
 
 def test_a_task_built_from_tfds_loads_again_without_tensorflow(tmp_path):

@@ -167,10 +167,11 @@ def markdown(results, command: str = "") -> str:
                         rows)
         lines += ["", "Cold: no compiled program cached; the interpreter's own start is in the "
                   "total. The data is as any earlier run left it: TFDS datasets prepared, and "
-                  "the TFDS splits behind rnn_charlm and rnn_captions kept as numpy beside "
-                  "them (jaxnets/data/split_cache.py; their first run ever imports TensorFlow, "
-                  "~3 s more). Warm: the same command again with JAX's persistent compilation "
-                  "cache (jaxnets.runtime_options.enable_compilation_cache).", ""]
+                  "the TFDS splits behind rnn_sentiment, rnn_charlm and rnn_captions kept as "
+                  "numpy beside them (jaxnets/data/split_cache.py: rnn_charlm and "
+                  "rnn_captions then start without TensorFlow, whose import their first run "
+                  "ever pays, ~3 s more). Warm: the same command again with JAX's persistent "
+                  "compilation cache (jaxnets.runtime_options.enable_compilation_cache).", ""]
     if results.get("failures"):
         failed = [(f["section"], f["name"], f["error"].replace("|", "/"))
                   for f in results["failures"]]

@@ -50,6 +50,7 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
         jax.block_until_ready(trainer.state)
         marks["first_step"] = time.perf_counter() - _T0
         trainer.reporter.close()
+        trainer.ckpt.close()
     return marks
 
 

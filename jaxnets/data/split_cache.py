@@ -33,31 +33,36 @@ Arrays = dict[str, np.ndarray]
 
 def whole_split(name: str, split: str, data_dir: str | None, builder=None) -> Arrays:
     """Every feature of `split`, in its fixed order, as arrays (texts: object arrays of
-    bytes); from the second time on from the kept file. `builder`: the prepared TFDS
-    builder when the caller has one (else it is made only if the file is missing)."""
+    bytes); from the second time on from the kept file.
+
+    `builder`: the prepared TFDS builder when the caller has one (else one is made only if
+    the file is missing). The file is used only where that builder reads its data: not
+    for a `tfds.testing.mock_data` builder, nor for a config's folder the lookup above
+    does not find (e.g. imdb_reviews/plain_text/1.0.0); those are read every time.
+    """
+    if builder is not None and not _reads_from(builder, cache_path(name, split, data_dir)):
+        return read_split(builder, split)
+
     def read():
         from jaxnets.data import public  # TensorFlow: only here
         return read_split(builder or public.prepared_builder(name, data_dir), split)
     return cached(name, split, data_dir, read)
 
 
+def _reads_from(builder, path: str | None) -> bool:
+    return path is not None and (os.path.realpath(os.fspath(builder.data_dir))
+                                 == os.path.realpath(os.path.dirname(path)))
+
+
 def read_split(builder, split) -> Arrays:
-    """Every feature of `split` (a name or a process's shard) read with TFDS, uncached."""
+    """Every feature of `split` (a name or a process's shard) read with TFDS, uncached;
+    texts come as object arrays of bytes."""
     from jaxnets.data import pipeline  # pylint: disable=g-import-not-at-top
     ds = pipeline.read(builder, split)
-    rows = list(ds.as_numpy_iterator())
-    return {key: _column([row[key] for row in rows], spec)
+    blocks = list(ds.batch(4096).as_numpy_iterator())
+    return {key: np.concatenate([block[key] for block in blocks]) if blocks
+            else np.zeros((0, *spec.shape), spec.dtype.as_numpy_dtype)
             for key, spec in ds.element_spec.items()}
-
-
-def _column(values: list, spec) -> np.ndarray:
-    """One feature's values as an array; a text feature as an object array of bytes
-    (np.stack would make fixed-width bytes)."""
-    if spec.dtype.name == "string" and spec.shape.rank == 0:
-        column = np.empty(len(values), object)
-        column[:] = values
-        return column
-    return np.stack(values) if values else np.zeros((0, *spec.shape), spec.dtype.as_numpy_dtype)
 
 
 def cached(name: str, split: str, data_dir: str | None, read: Callable[[], Arrays]) -> Arrays:
@@ -137,5 +142,7 @@ def _unpack(stored: Arrays) -> Arrays:
             starts = np.concatenate([[0], ends[:-1]])
             value = np.empty(len(ends), object)
             value[:] = [buffer[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+        elif value.dtype.kind == "S":  # an older file's fixed-width texts (kept exact)
+            value = value.astype(object)
         out[key] = value
     return out

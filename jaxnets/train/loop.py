@@ -206,7 +206,8 @@ class _Trainer:
     def train(self, calls: int | None = None) -> None:
         """Trains from the current position to total_steps on one stream of batches, read
         ahead across epoch ends by the strategy's host thread; or only `calls` calls of
-        the step program (the startup benchmark times the first)."""
+        the step program (the startup benchmark times the first). Once only: the stream
+        of batches ends with it."""
         items = self.strategy.prefetch(self._stream)
         try:
             while self.step < self.total_steps and calls != 0:

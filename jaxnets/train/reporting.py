@@ -82,7 +82,9 @@ def _summary_writer_class():
 
     tensorboardX imports torch whenever it is installed (e.g. with the benchmark extra),
     only to accept torch tensors, which jaxnets never logs: 1.5 s of every run's start on
-    this project's CPU (0.14 s without). A torch imported already is left as it is.
+    this project's CPU (0.14 s without). A torch imported already is left as it is. For
+    the moment of the import, no thread can import torch: call it before other threads
+    start (the loop makes its Reporter before it reads ahead).
     """
     if "torch" in sys.modules:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -91,7 +93,8 @@ def _summary_writer_class():
     try:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     finally:
-        del sys.modules["torch"]  # and imports torch again afterwards
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]  # and torch imports again afterwards
     return SummaryWriter
 
 

@@ -56,7 +56,7 @@ def create_state(model: Model, tx: optax.GradientTransformation, batch, seed: in
     """A fresh state: parameters initialised from `seed` on the shapes of `batch`.
 
     One compiled program makes all of it. Run op by op, `tx.init` compiled a small program
-    per parameter leaf: 0.6 s of AlexNet's start (experiments/benchmarks/speedups.md).
+    per parameter leaf: 0.35 s of AlexNet's start (experiments/benchmarks/speedups.md).
     """
     make = jax.jit(functools.partial(_state, model.init, model, tx), static_argnums=1,
                    compiler_options=runtime_options.init_compiler_options())
