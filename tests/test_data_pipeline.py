@@ -2,6 +2,8 @@
 
 import collections
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -278,3 +280,16 @@ def test_pipeline_feeds_a_jitted_step_without_retracing(data_dir):
     mean_eval = np.mean([float(eval_loss(w, b)) for b in prefetch_to_device(ds.eval_batches())])
     assert len(traces) == 1  # fixed shapes: one compilation for all epochs
     assert losses[-1] < 0.5 * losses[0] and mean_eval < losses[0]
+
+
+def test_tensorflow_is_imported_without_keras_and_the_pipelines_work(data_dir):
+    code = ("import importlib.util, sys\n"
+            "from jaxnets import data\n"
+            "text = data.get_dataset('rt_sentences', batch_size=8, data_dir=sys.argv[1])\n"
+            "images = data.get_dataset('mnist5k', batch_size=8, data_dir=sys.argv[1],\n"
+            "                          image_shape=(227, 227, 3), augment=True)\n"
+            "next(text.train_epoch(0)); next(images.train_epoch(0))\n"
+            "assert 'tensorflow' in sys.modules and 'keras' not in sys.modules\n"
+            "if importlib.util.find_spec('keras'):  # installed: still importable afterwards\n"
+            "    import keras, tensorflow as tf; tf.keras.layers.Dense\n")
+    subprocess.run([sys.executable, "-c", code, data_dir], check=True, timeout=300)

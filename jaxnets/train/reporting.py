@@ -20,6 +20,8 @@ import shutil
 import sys
 import time
 
+from jaxnets.import_guard import without_module
+
 
 def format_duration(seconds: float) -> str:
     seconds = int(round(max(seconds, 0)))
@@ -77,27 +79,6 @@ def _truncate_jsonl(path: str, start_step: int) -> None:
         f.writelines(json.dumps(r) + "\n" for r in kept)
 
 
-def _summary_writer_class():
-    """tensorboardX's SummaryWriter, imported without PyTorch.
-
-    tensorboardX imports torch whenever it is installed (e.g. with the benchmark extra),
-    only to accept torch tensors, which jaxnets never logs: 1.5 s of every run's start on
-    this project's CPU (0.14 s without). A torch imported already is left as it is. For
-    the moment of the import, no thread can import torch: call it before other threads
-    start (the loop makes its Reporter before it reads ahead).
-    """
-    if "torch" in sys.modules:
-        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        return SummaryWriter
-    sys.modules["torch"] = None  # for this import, `import torch` raises ImportError
-    try:
-        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    finally:
-        if "torch" in sys.modules and sys.modules["torch"] is None:
-            del sys.modules["torch"]  # and torch imports again afterwards
-    return SummaryWriter
-
-
 class Reporter:
     """Writes progress lines, metrics.jsonl, TensorBoard events and the final plot."""
 
@@ -112,7 +93,8 @@ class Reporter:
         self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
         _truncate_jsonl(self.jsonl_path, start_step)
         self.log_file = open(os.path.join(workdir, "train.log"), "a")
-        SummaryWriter = _summary_writer_class()
+        with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
+            from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
         tb_dir = os.path.join(workdir, "tensorboard")
         if not start_step:  # a fresh start: events of a run that never checkpointed go
             shutil.rmtree(tb_dir, ignore_errors=True)
