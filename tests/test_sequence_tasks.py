@@ -150,6 +150,11 @@ def test_a_kept_split_is_read_back_until_the_dataset_is_prepared_again(tmp_path)
 def test_no_split_is_kept_where_it_could_be_wrong_or_cannot_be_written(tmp_path):
     two = _prepared(tmp_path / "two", versions=("1.0.0", "1.1.0"))
     assert split_cache.cache_path("toy", "train", two) is None  # which version is meant?
+    configs = _prepared(tmp_path / "configs", versions=("plain/1.0.0",))
+    assert split_cache.cache_path("toy", "train", configs).endswith(
+        os.path.join("toy", "plain", "1.0.0", "jaxnets-train.npz"))  # the default config
+    _prepared(tmp_path / "configs", versions=("bytes/1.0.0",))
+    assert split_cache.cache_path("toy", "train", configs) is None  # which config?
     one = _prepared(tmp_path / "one")
     mixed = {"text": np.array([b"bytes", "a str"], object)}  # only bytes are packed
     assert split_cache.cached("toy", "train", one, lambda: mixed) is mixed

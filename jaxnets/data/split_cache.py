@@ -11,8 +11,9 @@ Texts (1-D arrays of bytes) are kept exactly and compactly: one byte buffer plus
 each text ends, not numpy's fixed-width bytes (padded to the longest, trailing NULs lost).
 
 The file is found without TFDS: in `data_dir` (or TFDS's default, `$TFDS_DATA_DIR` or
-~/tensorflow_datasets), `<name>/<version>/dataset_info.json` must exist for exactly one
-version, and the file must be newer than it (a dataset prepared again is read again).
+~/tensorflow_datasets), `<name>/[<config>/]<version>/dataset_info.json` must exist for
+exactly one version, and the file must be newer than it (a dataset prepared again is
+read again).
 It is written atomically (a temporary file renamed), so an interrupted write never leaves
 a broken cache; a directory that cannot be written to just goes without one.
 """
@@ -37,8 +38,8 @@ def whole_split(name: str, split: str, data_dir: str | None, builder=None) -> Ar
 
     `builder`: the prepared TFDS builder when the caller has one (else one is made only if
     the file is missing). The file is used only where that builder reads its data: not
-    for a `tfds.testing.mock_data` builder, nor for a config's folder the lookup above
-    does not find (e.g. imdb_reviews/plain_text/1.0.0); those are read every time.
+    for a `tfds.testing.mock_data` builder, nor where several versions or configs are
+    prepared; those are read every time.
     """
     if builder is not None and not _reads_from(builder, cache_path(name, split, data_dir)):
         return read_split(builder, split)
@@ -80,10 +81,14 @@ def cached(name: str, split: str, data_dir: str | None, read: Callable[[], Array
 
 
 def cache_path(name: str, split: str, data_dir: str | None) -> str | None:
-    """Where the split's file goes, or None unless exactly one prepared version exists."""
+    """Where the split's file goes, or None unless exactly one prepared version exists
+    (`<name>/<version>`, or `<name>/<config>/<version>` for a name without its config,
+    e.g. imdb_reviews/plain_text/1.0.0)."""
     root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
                               or os.path.join("~", "tensorflow_datasets"))
-    infos = glob.glob(os.path.join(root, *name.split("/"), "*", "dataset_info.json"))
+    folder = os.path.join(root, *name.split("/"))
+    infos = [info for pattern in ("*", os.path.join("*", "*"))
+             for info in glob.glob(os.path.join(folder, pattern, "dataset_info.json"))]
     if len(infos) != 1:
         return None
     return os.path.join(os.path.dirname(infos[0]),
