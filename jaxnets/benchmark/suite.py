@@ -62,6 +62,9 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
     results.update({"machine": timing.machine(), "options": dataclasses.asdict(options),
                     "host": host, "threads": threads, "torch": with_torch, "reps": reps,
                     "failures": []})
+    if "startup" in options.sections:  # first: while this process is still idle and small
+        log("start to first step of every preset (fresh processes) ...")
+        results["startup"] = startup.all_presets()
     if "gemm" in options.sections:
         log("gemm ...")
         backends = sorted({d.platform for d in jax.devices()} | {"cpu"})
@@ -82,9 +85,6 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
         log("input stall of every preset ...")
         results["stall"] = stall.all_presets(steps=4 if options.tiny else options.stall_steps,
                                              data_dir=options.data_dir)
-    if "startup" in options.sections:
-        log("start to first step of every preset (fresh processes) ...")
-        results["startup"] = startup.all_presets()
     results["machine"]["load_average_end"] = timing.load_average()
     return results
 
