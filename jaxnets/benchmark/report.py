@@ -170,7 +170,7 @@ def markdown(results, command: str = "") -> str:
                   "the TFDS splits behind rnn_sentiment, rnn_charlm and rnn_captions kept as "
                   "numpy beside them (jaxnets/data/split_cache.py: rnn_charlm and "
                   "rnn_captions then start without TensorFlow, whose import their first run "
-                  "ever pays, ~3 s more). Warm: the same command again with JAX's persistent "
+                  "ever pays, ~2 s more). Warm: the same command again with JAX's persistent "
                   "compilation cache (jaxnets.runtime_options.enable_compilation_cache).", ""]
     if results.get("failures"):
         failed = [(f["section"], f["name"], f["error"].replace("|", "/"))

@@ -3,7 +3,7 @@
 The sequence tasks (sequence_tasks.py) build their arrays from whole splits of TFDS
 datasets (rt_chars from rt_sentences, digit_captions from mnist5k), and the text datasets
 (text.py) tokenize whole splits. Reading a split needs TensorFlow, whose import alone
-takes ~2.8 s of every start on this project's CPU, and TFDS, ~0.3 s more per split; the
+takes ~1.7 s of every start on this project's CPU, and TFDS, ~0.3 s more per split; the
 second start loads `<prepared dataset>/jaxnets-<split>.npz` instead (the sequence tasks
 without TensorFlow at all).
 
