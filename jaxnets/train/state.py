@@ -58,19 +58,19 @@ def create_state(model: Model, tx: optax.GradientTransformation, batch, seed: in
     One compiled program makes all of it. Run op by op, `tx.init` compiled a small program
     per parameter leaf: 0.35 s of AlexNet's start (experiments/benchmarks/speedups.md).
     """
-    make = jax.jit(functools.partial(_state, model.init, model, tx), static_argnums=1,
+    make = jax.jit(functools.partial(_state, model, tx), static_argnums=1,
                    compiler_options=runtime_options.init_compiler_options())
     return make(batch, seed)
 
 
 def abstract_state(model: Model, tx: optax.GradientTransformation, batch) -> TrainState:
     """The shapes and dtypes of `create_state`, computing nothing (for restore)."""
-    return jax.eval_shape(lambda b: _state(model.init, model, tx, b, 0), batch)
+    return jax.eval_shape(lambda b: _state(model, tx, b, 0), batch)
 
 
-def _state(init, model: Model, tx: optax.GradientTransformation, batch, seed: int):
+def _state(model: Model, tx: optax.GradientTransformation, batch, seed: int):
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
-    params, model_state = init(init_key, batch)
+    params, model_state = model.init(init_key, batch)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=tx.init(params), model_state=model_state,
                       rng=dropout_key, model=model, tx=tx)
