@@ -242,6 +242,15 @@ def test_fit_accepts_a_pure_function_pair_and_plain_lists(tmp_path):
     assert result.summary_line.startswith("pair: test accuracy")
 
 
+def test_training_without_eval_data_reports_no_eval_not_zero_accuracy(tmp_path):
+    data = ArrayData(toy_arrays(64, 0), batch_size=16)  # no eval arrays
+    result = fit(TinyNet(), data, {**CONFIG, "num_epochs": 2}, str(tmp_path))
+    assert result.eval is None and "no eval data" in result.summary_line
+    with open(tmp_path / "metrics.jsonl") as f:
+        splits = {json.loads(line)["split"] for line in f}
+    assert splits == {"train"}
+
+
 def test_unknown_config_field_is_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown config field.*learnin_rate"):
         fit(TinyNet(), toy_data(), {"learnin_rate": 0.1}, str(tmp_path))

@@ -299,15 +299,16 @@ class _Trainer:
             return
         self._check_finite()
         started, limit = time.perf_counter(), self.config.eval_max_batches
-        sums = Metrics.zeros()
+        sums, batches = Metrics.zeros(), 0
         for i, batch in enumerate(self.strategy.prefetch(self.inputs.eval_batches(), pad=True)):
             if limit and i >= limit:
                 self.eval_cut = True
                 break
-            sums = self.merge_fn(sums, self.eval_fn(self.state, batch))
-        self.last_eval, self.last_eval_step = sums.compute(), self.step
-        self.reporter.eval(step=self.step, epoch=self._epochs_done(), metrics=self.last_eval)
+            sums, batches = self.merge_fn(sums, self.eval_fn(self.state, batch)), batches + 1
         self.meter.start += time.perf_counter() - started  # eval is not training time
+        if batches:  # none (e.g. ArrayData without eval arrays): "no eval data", not 0%
+            self.last_eval, self.last_eval_step = sums.compute(), self.step
+            self.reporter.eval(step=self.step, epoch=self._epochs_done(), metrics=self.last_eval)
 
     def _epochs_done(self) -> float:
         """Epochs trained so far, e.g. 2.5 (or the epoch number when its length is unknown)."""
