@@ -2,7 +2,9 @@
 
 Call `tune_host()` once at the start of a program that trains or benchmarks, before JAX
 starts its backend (the first `jax.devices()` or computation): the training CLI and the
-benchmark do. What it does, and what was measured and left alone, with the numbers in
+benchmark do, and `jaxnets.train.fit` does on its first call (a script that builds its
+model and numpy data first still gets both options; one that ran JAX before gets the
+malloc part). What it does, and what was measured and left alone, with the numbers in
 experiments/benchmarks/speedups.md:
 
   * glibc malloc: XLA:CPU allocates each step's temporaries (gradients, activations)

@@ -262,6 +262,25 @@ def test_the_engine_does_not_import_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_a_script_calling_fit_gets_the_clis_host_tuning(tmp_path):
+    """README's own-model example in a fresh process: `fit` tunes the host itself (freed
+    memory kept, programs on the calling thread), as `run.py` does before JAX starts."""
+    code = ("import sys, jax, numpy as np\n"
+            "from jaxnets.train import ArrayData, fit\n"
+            "def init(rng, batch): return {'w': jax.numpy.zeros((4, 2))}\n"
+            "def apply(params, batch, *, train, rng): return batch['image'] @ params['w']\n"
+            "x = np.ones((8, 4), np.float32); y = np.zeros(8, np.int32)\n"
+            "fit((init, apply), ArrayData({'image': x, 'label': y}, batch_size=4),\n"
+            "    {'num_steps': 2, 'progress': False}, sys.argv[1])\n"
+            "from jaxnets import runtime_options\n"
+            "print(runtime_options.tune_host())\n"
+            "print(jax.config.values['jax_cpu_enable_async_dispatch'])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, timeout=120).stdout.splitlines()
+    assert out[-2].startswith("malloc: freed blocks") and "calling thread" in out[-2]
+    assert out[-1] == "False"
+
+
 def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
     code = ("import glob, importlib.util, sys\n"
             "from jaxnets.train.reporting import Reporter\n"

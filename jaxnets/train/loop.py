@@ -38,7 +38,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxnets import parallel
+from jaxnets import parallel, runtime_options
 from jaxnets.train import config as config_lib
 from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.inputs import EPOCH_END, Inputs, as_inputs, epoch_stream
@@ -395,10 +395,15 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
       Result(state, eval metrics, summary dict, summary line); the state is
       one copy, replicated on the run's devices.
 
+    The first call tunes the host for training (`jaxnets.runtime_options.tune_host`: freed
+    memory kept for reuse; XLA:CPU programs run on the calling thread if JAX has not
+    started yet), as the CLI does at its start.
+
     Raises:
       NonFiniteError: a loss or gradient became NaN/Inf.
       ConfigError: a bad config, or a workdir holding a run with another config.
     """
+    runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
     config = resolve_config(config)
     trainer = _Trainer(as_model(model), as_inputs(data, eval_data), config,
                        os.path.abspath(workdir), name or config.preset)
