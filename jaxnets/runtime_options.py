@@ -8,13 +8,16 @@ malloc part). What it does, and what was measured and left alone, with the numbe
 experiments/benchmarks/speedups.md:
 
   * glibc malloc: XLA:CPU allocates each step's temporaries (gradients, activations)
-    afresh and frees them at the end. Blocks above glibc's mmap threshold (at most
-    32 MiB, adaptive) come from mmap and go back to the kernel on free, so every step
-    page-faults its temporaries in again. With a high mmap threshold and no trimming,
-    freed blocks stay in the heap and the next step reuses them: training 1.65x faster
-    for LeNet (batch 128), 1.31x for the RNN, 1.11x for AlexNet (on vs off in one
-    process: `python -m jaxnets.experiments.benchmark --sections=host`). The cost:
-    the process keeps its peak memory until it exits.
+    afresh and frees them at the end. Blocks above glibc's mmap threshold come from
+    mmap and go back to the kernel on free; glibc raises the threshold as such blocks
+    come and go, but to 32 MiB at most, so a larger one (AlexNet's 151 MB FC6 weight
+    gradient) is page-faulted in again every step. With a 1 GiB threshold and no
+    trimming, freed blocks stay in the heap and the next step reuses them. Both points
+    together, against a process as it starts (`python -m jaxnets.experiments.benchmark
+    --sections=host`, fresh processes): AlexNet training 1.20-1.22x; LeNet and the
+    RNN, whose blocks stay under the adaptive threshold, within noise (0.88-1.24x and
+    0.93-0.98x over three runs). The cost: the process keeps its peak memory until it
+    exits.
   * XLA:CPU runs each program on the thread that calls it (no async dispatch). With
     async dispatch a program runs, and allocates its buffers, on a thread of XLA's own;
     glibc gives such a thread its own malloc arena, whose heaps grow by 64 MiB at most,
@@ -48,7 +51,6 @@ import platform
 _M_TRIM_THRESHOLD = -1   # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _KEEP_BYTES = 1 << 30    # blocks below 1 GiB come from the heap and stay there
-_GLIBC_DEFAULT_BYTES = 128 << 10
 
 _tuned: str | None = None   # what tune_host did
 _dispatch = ""              # how XLA:CPU runs programs: decided once, when JAX starts
@@ -60,7 +62,7 @@ def tune_host() -> str:
     if _tuned is None:
         if not _dispatch:
             _dispatch = _run_on_caller()
-        _tuned = _keep_freed_memory()
+        _tuned = f"{_keep_freed_memory()}; {_dispatch}"
     return _tuned
 
 
@@ -72,17 +74,14 @@ def _mallopt():
         return None
 
 
-def _keep_freed_memory(keep: bool = True) -> str:
+def _keep_freed_memory() -> str:
     mallopt = _mallopt()
     if mallopt is None:
         return "malloc: not glibc, left as is"
-    size = _KEEP_BYTES if keep else _GLIBC_DEFAULT_BYTES
-    ok = mallopt(_M_MMAP_THRESHOLD, size) and mallopt(_M_TRIM_THRESHOLD, 2 * size)
+    ok = mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES) and mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP_BYTES)
     if not ok:
         return "malloc: mallopt refused the thresholds, left as is"
-    return ("malloc: freed blocks < 1 GiB kept for reuse (mmap threshold 1 GiB, no trim)"
-            f"; {_dispatch}" if keep else
-            "malloc: glibc's initial thresholds (128 KiB mmap, 256 KiB trim)")
+    return "malloc: freed blocks < 1 GiB kept for reuse (mmap threshold 1 GiB, no trim)"
 
 
 def _run_on_caller() -> str:
@@ -105,15 +104,6 @@ def _jax_started() -> bool:
         return xla_bridge.backends_are_initialized()
     except (ImportError, AttributeError):  # a JAX without this check: say nothing
         return False
-
-
-def set_malloc_tuning(keep: bool) -> str:
-    """Switches the malloc thresholds of `tune_host` on or off, for A/B measurements
-    (off = glibc's initial thresholds, without its adaptive raising of them). The
-    dispatch stays as `tune_host` set it when JAX started."""
-    global _tuned
-    _tuned = _keep_freed_memory(keep) if keep else None
-    return _tuned if keep else _keep_freed_memory(False)
 
 
 def init_compiler_options() -> dict | None:

@@ -12,6 +12,7 @@ Modules:
   input_lesson.py  naive loading vs RAM cache vs thread prefetch vs device prefetch
   stall.py         input stall of every preset with its real pipeline
   startup.py       seconds from `python` to each preset's first training step
+  host.py          training with and without runtime_options.tune_host, fresh processes
   timing.py        interleaved repetitions and medians; what machine this was
   suite.py         the sections together (`Options`, `run`)
   report.py        Markdown and JSON, with the targets of issue 7

@@ -122,8 +122,10 @@ def markdown(results, command: str = "") -> str:
     if results.get("models"):
         lines += _model_tables(results)
     if results.get("host_ab"):
-        lines += ["## glibc malloc tuning (jaxnets.runtime_options), on vs off in one process",
-                  ""]
+        lines += ["## Host tuning (jaxnets.runtime_options.tune_host), on vs off", "",
+                  "Each arm in fresh processes, alternating: off is a process as it starts "
+                  "(glibc's adaptive malloc thresholds, XLA:CPU's async dispatch), on is "
+                  "what the CLI and `fit` set. Steps as the loop calls them.", ""]
         lines += _table(["model", "off ex/s", "on ex/s", "speed-up"], [
             (r["what"], _num(r["off"].rate(r["batch_size"])), _num(r["on"].rate(r["batch_size"])),
              f"{r['off'].median / r['on'].median:.2f}x") for r in results["host_ab"]])

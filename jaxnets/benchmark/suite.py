@@ -5,8 +5,8 @@ Sections, each optional:
   models  per workload: train and inference examples/s, FLOPs per example, achieved
           FLOP/s and fraction of the backend's f32 GEMM peak, compile time, first-step
           latency; PyTorch eager side by side, interleaved in the same process
-  host    JAX training with and without `runtime_options.tune_host`'s malloc setting,
-          interleaved in the same process (the setting is switched between repetitions)
+  host    JAX training with and without `runtime_options.tune_host`, each in fresh
+          processes, alternating (host.py)
   lesson  the input-pipeline lesson (input_lesson.py)
   stall   input stall of every preset with its real pipeline (stall.py)
   startup seconds from `python` to each preset's first training step (startup.py)
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from jaxnets.benchmark import (gemm, input_lesson, stall, startup, timing, torch_side,
+from jaxnets.benchmark import (gemm, host, input_lesson, stall, startup, timing, torch_side,
                                workloads)
 
 SECTIONS = ("gemm", "models", "host", "lesson", "stall", "startup")
@@ -54,13 +54,13 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
 
     if options.torch != "no":
         torch_side.prepare()  # before anything imports torch
-    host = runtime_options.tune_host() if options.tune_host else "host not tuned (--notune_host)"
+    tuning = runtime_options.tune_host() if options.tune_host else "host not tuned (--notune_host)"
     threads = options.threads or timing.machine()["cpu_cores"]
     with_torch = _want_torch(options.torch) and jax.default_backend() == "cpu"
     reps = 1 if options.tiny else options.reps
     results = {} if results is None else results
     results.update({"machine": timing.machine(), "options": dataclasses.asdict(options),
-                    "host": host, "threads": threads, "torch": with_torch, "reps": reps,
+                    "host": tuning, "threads": threads, "torch": with_torch, "reps": reps,
                     "failures": []})
     if "startup" in options.sections:  # first: while this process is still idle and small
         log("start to first step of every preset (fresh processes) ...")
@@ -75,7 +75,7 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
               results["failures"], log,
               lambda name: _model_row(name, options, reps, threads, with_torch, log))
     if "host" in options.sections:
-        log("malloc tuning on/off ...")
+        log("host tuning on/off (fresh processes) ...")
         _each(options.models, "host", results.setdefault("host_ab", []), results["failures"],
               log, lambda name: _host_ab(name, options, reps))
     if "lesson" in options.sections:
@@ -148,30 +148,10 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
 
 
 def _host_ab(name, options, reps) -> dict:
-    """Seconds per JAX training step with the malloc tuning off and on, interleaved."""
-    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
-
-    workload = _build(name, options)
-    run = workloads.jax_run(workload)
-    steps = 1 if options.tiny else timing.steps_for(run.train, options.seconds)
-
-    def switched(keep):
-        def train(n):
-            runtime_options.set_malloc_tuning(keep)
-            run.train(1)  # the first step after a switch settles the heap, untimed below
-            start = time.perf_counter()
-            run.train(n)
-            elapsed[keep].append((time.perf_counter() - start) / n)
-        return train
-
-    elapsed = {False: [], True: []}
-    timing.interleaved({"off": switched(False), "on": switched(True)},
-                       {"off": steps, "on": steps}, reps=reps)
-    if options.tune_host:
-        runtime_options.set_malloc_tuning(True)
-    return {"name": name, "what": workload.what, "batch_size": workload.batch_size,
-            "off": timing.Stat.of(elapsed[False][1:] or elapsed[False]),
-            "on": timing.Stat.of(elapsed[True][1:] or elapsed[True])}
+    """Seconds per training step with `tune_host` off and on, in fresh processes (host.py)."""
+    spec = {"tiny": options.tiny, "dtype": options.dtype, "seconds": options.seconds,
+            "reps": reps, "batch_size": options.batch_sizes.get(workloads.base_name(name))}
+    return host.measure(name, spec, pairs=1 if options.tiny else 2)
 
 
 def _lesson(options):
