@@ -14,10 +14,10 @@ experiments/benchmarks/speedups.md:
     gradient) is page-faulted in again every step. With a 1 GiB threshold and no
     trimming, freed blocks stay in the heap and the next step reuses them. Both points
     together, against a process as it starts (`python -m jaxnets.experiments.benchmark
-    --sections=host`, fresh processes): AlexNet training 1.20-1.22x; LeNet and the
-    RNN, whose blocks stay under the adaptive threshold, within noise (0.88-1.24x and
-    0.93-0.98x over three runs). The cost: the process keeps its peak memory until it
-    exits.
+    --sections=host`, fresh processes): AlexNet training 1.18-1.22x; LeNet and the
+    RNN, whose blocks stay under the adaptive threshold, within the noise between
+    processes (0.77-1.24x and 0.93-1.02x over five runs). The cost: the process keeps
+    its peak memory until it exits.
   * XLA:CPU runs each program on the thread that calls it (no async dispatch). With
     async dispatch a program runs, and allocates its buffers, on a thread of XLA's own;
     glibc gives such a thread its own malloc arena, whose heaps grow by 64 MiB at most,
