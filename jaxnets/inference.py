@@ -199,13 +199,19 @@ def load_run(workdir: str) -> Run:
 def _restore_params(workdir: str):
     import orbax.checkpoint as ocp
 
+    from jaxnets.train.checkpoint import RESTORE_ERRORS, unreadable_message
+
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     with ocp.CheckpointManager(directory) as manager:
         step = manager.latest_step()
         if step is None:
             raise ValueError(f"{directory} holds no complete checkpoint: train first")
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore()))
+        try:
+            restored = manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore()))
+        except RESTORE_ERRORS as e:
+            raise ValueError(unreadable_message(directory, step, list(manager.all_steps()),
+                                                e, resume="predict")) from None
     return jax.tree.map(jnp.asarray, restored.state["params"])
 
 

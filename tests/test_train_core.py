@@ -35,6 +35,36 @@ def test_all_padding_batch_gives_zero_not_nan():
     assert float(mean) == 0.0 and float(sums.count) == 0
 
 
+@pytest.mark.parametrize("batch, message", [
+    ({"label": np.zeros(4, np.float32)}, "dtype float32: it must hold integer class ids"),
+    ({"label": np.zeros((4, 1), np.int32)}, r"shape \(4, 1\): it must be \[batch\]"),
+    ({"label": np.zeros(4, np.int32), "mask": np.ones((4, 1))}, r"mask has shape \(4, 1\)"),
+    ({"image": np.zeros(4)}, "no 'label'.*its keys: image"),
+    ({"targets": np.zeros((4, 5), np.int32)}, "needs a target_mask of the same shape"),
+    ({"targets": np.zeros((4, 5), np.int32), "target_mask": np.ones((4, 6))},
+     r"target_mask of the same shape.*got \(4, 6\)"),
+])
+def test_a_malformed_batch_is_named_when_the_step_is_traced(batch, message):
+    logits = jnp.zeros((4, 5, 3)) if "targets" in batch else jnp.zeros((4, 3))
+    with pytest.raises(ValueError, match=message):
+        jax.jit(losses.task_loss).trace(logits, batch)  # shapes and dtypes are static
+
+
+def test_a_model_returning_a_tuple_is_told_what_to_return():
+    with pytest.raises(TypeError, match="returned a tuple: its apply must return one array"):
+        losses.task_loss((jnp.zeros((4, 3)),), {"label": np.zeros(4, np.int32)})
+
+
+def test_a_label_that_is_no_class_makes_the_loss_nan_not_a_wrapped_class():
+    logits = jnp.zeros((3, 3))
+    for bad in (-1, 3):
+        mean, _ = losses.softmax_cross_entropy(logits, jnp.array([0, bad, 2]), jnp.ones(3))
+        assert np.isnan(mean)
+    mean, _ = losses.softmax_cross_entropy(logits, jnp.array([0, -1, 2]),
+                                           jnp.array([1.0, 0.0, 1.0]))  # padding row: ignored
+    assert np.isclose(mean, np.log(3))
+
+
 def test_metrics_merged_over_batches_equal_one_big_batch():
     rng = np.random.default_rng(0)
     logits, labels = rng.normal(size=(10, 3)), rng.integers(0, 3, 10)
@@ -103,6 +133,16 @@ def test_schedule_values():
     step = optim.make_schedule(_config(learning_rate=lr, schedule="step",
                                        step_boundaries=(0.5, 0.75), step_factor=0.1), total)
     assert [float(step(t)) for t in (49, 50, 75)] == pytest.approx([lr, lr / 10, lr / 100])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("weight_decay", -1.0), ("grad_clip_norm", -1.0), ("eval_max_batches", -1),
+    ("eval_batch_size", -2), ("warmup_steps", -5), ("max_length", -3),
+    ("momentum", 1.5), ("b2", 1.0), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf"))])
+def test_out_of_range_values_are_config_errors(field, value):
+    with pytest.raises(config_lib.ConfigError, match=f"{field} must be"):
+        config_lib.validate(_config(**{field: value}))
 
 
 def test_warmup_longer_than_the_run_is_a_config_error():

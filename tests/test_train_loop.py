@@ -222,7 +222,7 @@ def test_resuming_past_the_end_of_a_shorter_run_just_finishes(tmp_path):
 
 def test_a_changed_config_refuses_to_resume(tmp_path):
     fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
-    with pytest.raises(ConfigError, match=r"learning_rate: 0.01 -> 0.5.*new --workdir"):
+    with pytest.raises(ConfigError, match=r"learning_rate: 0.01 -> 0.5.*new workdir"):
         fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1, "learning_rate": 0.5},
             str(tmp_path))
 
@@ -249,6 +249,82 @@ def test_training_without_eval_data_reports_no_eval_not_zero_accuracy(tmp_path):
     with open(tmp_path / "metrics.jsonl") as f:
         splits = {json.loads(line)["split"] for line in f}
     assert splits == {"train"}
+
+
+def _linear_pair(out=3):
+    def init(rng, batch):
+        return {"w": jnp.zeros((16, out))}
+
+    def apply(params, batch, *, train, rng):
+        return batch["image"].reshape(-1, 16) @ params["w"]
+    return init, apply
+
+
+def test_an_update_that_overflows_the_parameters_is_never_saved(tmp_path):
+    data = toy_arrays(64, 0)
+    data["image"] = data["image"] * 1e3  # finite loss and gradients, an inf update
+    with pytest.raises(NonFiniteError, match="non-finite parameters after step 1 .*no "
+                       "checkpoint had been saved"):
+        fit(_linear_pair(), ArrayData(data, batch_size=16), {
+            **CONFIG, "optimizer": "sgd", "learning_rate": 1e38, "weight_decay": 0.0,
+            "schedule": "constant", "checkpoint_every_steps": 1}, str(tmp_path))
+    assert Checkpointer(os.path.join(str(tmp_path), "checkpoints")).all_steps() == []
+
+
+def test_a_label_that_is_no_class_stops_training_naming_labels(tmp_path):
+    data = toy_arrays(32, 0)
+    data["label"][5] = -1
+    with pytest.raises(NonFiniteError, match="at step 1 .*label outside 0..classes-1"):
+        fit(_linear_pair(), [data], {**CONFIG, "num_steps": 2, "warmup_steps": 0},
+            str(tmp_path))
+
+
+def test_another_models_workdir_is_refused_in_one_line(tmp_path):
+    fit(_linear_pair(3), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"step 8 in .* cannot be restored .*another model.s "
+                       r"run, pass a new workdir"):
+        fit(_linear_pair(5), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+
+
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_still_resumes(tmp_path):
+    import shutil
+    workdir = str(tmp_path)
+    fit(TinyNet(), toy_data(), CONFIG, workdir)
+    newest = os.path.join(workdir, "checkpoints", "24")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(newest, "state"))
+             for f in fs]
+    biggest = max(files, key=os.path.getsize)
+    with open(biggest, "r+b") as f:  # damage the array data, keep the file's size
+        f.write(np.random.default_rng(0).bytes(os.path.getsize(biggest)))
+    with pytest.raises(ConfigError, match=r"step 24 .*cannot be restored.*if it is damaged, "
+                       r"delete .*checkpoints/24 to resume from step 20"):
+        fit(TinyNet(), toy_data(), CONFIG, workdir)
+    shutil.rmtree(newest)
+    assert fit(TinyNet(), toy_data(), CONFIG, workdir).summary["step"] == 24
+
+
+def test_one_batch_dict_as_data_is_refused_naming_the_fix(tmp_path):
+    with pytest.raises(TypeError, match="one dict of arrays.*list of batch dicts"):
+        fit(TinyNet(), toy_arrays(16, 0), CONFIG, str(tmp_path))
+    with pytest.raises(TypeError, match="eval data is one dict"):
+        fit(TinyNet(), toy_data(), CONFIG, str(tmp_path), eval_data=toy_arrays(16, 1))
+
+
+def test_fit_refuses_a_dtype_it_cannot_apply(tmp_path):
+    with pytest.raises(ConfigError, match="dtype=bfloat16, but fit trains the model as"):
+        fit(TinyNet(), toy_data(), {**CONFIG, "dtype": "bfloat16"}, str(tmp_path))
+
+
+def test_array_data_keeps_the_callers_mask(tmp_path):
+    train, ev = toy_arrays(64, 0), toy_arrays(20, 1)
+    train["mask"] = (np.arange(64) % 2).astype(np.float32)
+    ev["mask"] = (np.arange(20) < 10).astype(np.float32)
+    data = ArrayData(train, ev, batch_size=16, eval_batch_size=8)
+    assert sum(b["mask"].sum() for b in data.train_epoch(0)) == 32
+    masks = [b["mask"] for b in data.eval_batches()]
+    assert [m.tolist() for m in masks][-1] == [0.0] * 8  # rows 16-19 (masked), padding
+    result = fit(TinyNet(), data, {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    assert result.eval["examples"] == 10
 
 
 def test_unknown_config_field_is_named(tmp_path):

@@ -34,7 +34,9 @@ class ArrayData:
 
     Args:
       train: dict of arrays with equal first dimension, e.g.
-        `{"image": <float32>[n, H, W, C], "label": <int32>[n]}`.
+        `{"image": <float32>[n, H, W, C], "label": <int32>[n]}`; an optional
+        `mask: <float32>[n]` weights each example (0 leaves it out), else every
+        training row weighs 1.
       eval: the same for evaluation, or None.
       batch_size: training batch size (per process); the last incomplete
         batch of an epoch is dropped, so every step sees `batch_size` examples.
@@ -98,7 +100,7 @@ class ArrayData:
             rows = {k: v[idx] for k, v in self.train.items()}
             for i in range(last - first):
                 part = slice(i * self.batch_size, (i + 1) * self.batch_size)
-                yield {**{k: v[part] for k, v in rows.items()}, "mask": mask}
+                yield {"mask": mask, **{k: v[part] for k, v in rows.items()}}  # theirs wins
 
     def eval_batches(self) -> Iterator[dict]:
         """`eval_steps` batches of `eval_batch_size` rows; padding rows have mask 0."""
@@ -108,7 +110,9 @@ class ArrayData:
         for step in range(self.eval_steps):
             batch = {k: v[step * size:(step + 1) * size] for k, v in self.eval.items()}
             real = _rows(batch)
+            padding = (np.arange(size) < real).astype(np.float32)
             batch = {k: np.concatenate([v, np.zeros((size - real,) + v.shape[1:], v.dtype)])
                      for k, v in batch.items()}
-            batch["mask"] = (np.arange(size) < real).astype(np.float32)
+            # the caller's own mask, if any, is zero on the padding rows already
+            batch["mask"] = batch["mask"].astype(np.float32) if "mask" in batch else padding
             yield batch

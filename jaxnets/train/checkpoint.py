@@ -76,9 +76,28 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract.checkpoint_items())))
         return abstract.with_items(dict(restored.state))
 
+    def unreadable(self, step: int, error: Exception, resume: str = "resume") -> str:
+        """One line for checkpoint `step` failing to restore: damaged, or another model's."""
+        return unreadable_message(self.directory, step, self.all_steps(), error, resume)
+
     def wait(self) -> None:
         """Blocks until every pending write is committed."""
         self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.close()
+
+
+RESTORE_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)  # orbax, tensorstore
+
+
+def unreadable_message(directory: str, step: int, steps: list[int], error: Exception,
+                       resume: str = "resume") -> str:
+    """Why checkpoint `step` in `directory` does not restore, and the two ways on."""
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    older = [s for s in steps if s < step]
+    fix = (f"delete {os.path.join(directory, str(step))} to {resume} from step {max(older)}"
+           if older else f"delete {os.path.dirname(directory)} to start over")
+    return (f"checkpoint step {step} in {directory} cannot be restored "
+            f"({type(error).__name__}: {first}): if it is damaged, {fix}; if the workdir "
+            "holds another model's run, pass a new workdir (--workdir)")

@@ -8,6 +8,8 @@ size, steps per epoch) are computed, not written back.
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -35,7 +37,8 @@ def default_config() -> ml_collections.ConfigDict:
     # Model: a jaxnets.models.MODELS name or "package.module:factory".
     c.model = "lenet"
     c.model_kwargs = ml_collections.ConfigDict()   # extra factory arguments
-    c.dtype = "float32"          # computation dtype passed to factories that take one
+    c.dtype = "float32"          # computation dtype, passed to the model's factory (which
+                                 # must take one; fit checks a prebuilt model's)
     # Data: a jaxnets.data name; shape options are passed to jaxnets.data.get_dataset.
     c.dataset = "mnist5k"
     c.data_dir = ""              # "" = the default TFDS/cache directory
@@ -112,10 +115,20 @@ def validate(config) -> None:
     if config.num_steps <= 0 and config.num_epochs <= 0:
         raise ConfigError(f"set num_epochs ({config.num_epochs}) or num_steps "
                           f"({config.num_steps}) to a positive number")
-    if config.learning_rate <= 0:
-        raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if not 0 < config.learning_rate < math.inf:  # NaN fails too
+        raise ConfigError(f"learning_rate must be a finite number > 0, got "
+                          f"{config.learning_rate}")
     if config.keep_checkpoints < 1:
         raise ConfigError(f"keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
+    for field in ("weight_decay", "grad_clip_norm", "warmup_steps", "eval_batch_size",
+                  "eval_max_batches", "log_every_steps", "eval_every_steps",
+                  "checkpoint_every_steps", "max_length", "vocab_size"):
+        if config[field] < 0:  # 0 means off or "the default" for each of these
+            raise ConfigError(f"{field} must be >= 0 (0 = off or the default), got "
+                              f"{config[field]}")
+    for field in ("momentum", "b2"):
+        if not 0 <= config[field] < 1:
+            raise ConfigError(f"{field} must be in [0, 1), got {config[field]}")
 
 
 def check_dataset(name: str) -> None:

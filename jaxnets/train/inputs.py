@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from jaxnets.data.arrays import ArrayData  # noqa: F401  (re-exported)
@@ -108,7 +108,16 @@ def _takes_start_step(fn) -> bool:
         return False
 
 
+def _not_one_batch(data, role: str) -> None:
+    if isinstance(data, Mapping):  # iterating it would give its keys as "batches"
+        raise TypeError(
+            f"the {role} data is one dict of arrays ({', '.join(map(str, data))}): pass a "
+            "list of batch dicts, e.g. [batch], or ArrayData(arrays, batch_size=...) to cut "
+            "the arrays into batches")
+
+
 def _epoch_fn(data) -> tuple[Callable[[int, int], Iterable[dict]], int | None]:
+    _not_one_batch(data, "training")
     if hasattr(data, "train_epoch"):
         steps = getattr(data, "steps_per_epoch", None)
         if _takes_start_step(data.train_epoch):  # e.g. jaxnets.data: skips without reading
@@ -134,6 +143,7 @@ def _epoch_fn(data) -> tuple[Callable[[int, int], Iterable[dict]], int | None]:
 def _eval_fn(data) -> Callable[[], Iterable[dict]] | None:
     if data is None:
         return None
+    _not_one_batch(data, "eval")
     if hasattr(data, "eval_batches"):
         return data.eval_batches
     if callable(data):

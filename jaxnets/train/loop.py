@@ -35,12 +35,13 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from jaxnets import parallel, runtime_options
 from jaxnets.train import config as config_lib
-from jaxnets.train.checkpoint import Checkpointer
+from jaxnets.train.checkpoint import RESTORE_ERRORS, Checkpointer
 from jaxnets.train.inputs import EPOCH_END, Inputs, as_inputs, epoch_stream
 from jaxnets.train.losses import Metrics
 from jaxnets.train.model_api import Model, as_model
@@ -104,7 +105,7 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = T
         if changes:
             raise config_lib.ConfigError(
                 f"{workdir} holds a run with another config ({'; '.join(changes)}): "
-                f"pass a new --workdir, or delete {workdir} to start over")
+                f"pass a new workdir (--workdir), or delete {workdir} to start over")
     if not primary:
         return
     os.makedirs(workdir, exist_ok=True)
@@ -115,6 +116,13 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = T
 
 def _batch_size(batch) -> int:
     return len(next(iter(batch.values())))
+
+
+def _all_finite(tree) -> jax.Array:
+    """<bool>[]: no NaN or Inf in any floating-point leaf of `tree`."""
+    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 class _Trainer:
@@ -130,18 +138,23 @@ class _Trainer:
         self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
         latest = self.ckpt.latest_step()
         _check_workdir(workdir, config, latest is not None, parallel.is_primary())
-        pos = (self.ckpt.restore_position(latest) if latest is not None
+        pos = (self._restore_position(latest) if latest is not None
                else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
         self.step, self.epoch = pos["step"], pos["epoch"]
         self.batch_in_epoch = pos["batch_in_epoch"]
         self.start_step = self.step
         self._stream = None  # the run's batches (epoch_stream), opened to shape the state
-        self.state = self._initial_state(latest)
+        try:
+            self.state = self._initial_state(latest)
+        except BaseException:  # e.g. another model's checkpoint: release orbax's threads
+            self.ckpt.close()
+            raise
         self.train_fn = self.strategy.compile_train()  # a Stacked group when k > 1
         self.step_fn = (self.strategy.compile_train(stacked=False)  # single batches
                         if self.strategy.steps_per_call > 1 else self.train_fn)
         self.eval_fn = self.strategy.compile_eval()
         self.merge_fn = jax.jit(merge_metrics)
+        self.params_finite_fn = jax.jit(_all_finite)
         self.train_sums, self.unlogged, self.unchecked = Metrics.zeros(), 0, collections.deque()
         self.meter, self.examples_seen, self.train_seconds = Throughput(), 0, 0.0
         self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
@@ -172,6 +185,13 @@ class _Trainer:
                 return batch
         raise ValueError("the training data gave no batches: check the data, or its batch_size")
 
+    def _restore_position(self, step: int) -> dict:
+        try:
+            return self.ckpt.restore_position(step)
+        except RESTORE_ERRORS as e:
+            self.ckpt.close()
+            raise config_lib.ConfigError(self.ckpt.unreadable(step, e)) from None
+
     def _initial_state(self, latest: int | None) -> TrainState:
         """The state in the strategy's layout: fresh, or restored from checkpoint `latest`."""
         batch = self._example_batch()
@@ -183,7 +203,10 @@ class _Trainer:
             return self.strategy.put_state(state)
         abstract = abstract_state(self.model, self.tx, batch)
         self.num_params = count_params(abstract.params)
-        state = self.ckpt.restore(latest, self.strategy.restore_target(abstract))
+        try:
+            state = self.ckpt.restore(latest, self.strategy.restore_target(abstract))
+        except RESTORE_ERRORS as e:  # damaged, or shapes and tree of another model
+            raise config_lib.ConfigError(self.ckpt.unreadable(latest, e)) from None
         assert int(state.step) == self.step, (int(state.step), self.step)
         return self.strategy.replicate(state)
 
@@ -274,13 +297,22 @@ class _Trainer:
             finite = np.atleast_1d(jax.device_get(finite))  # one flag per step of the call
             if not finite.all():
                 step = first_step + int(np.argmin(finite))
-                latest = self.ckpt.latest_step()
-                kept = (f"the last good checkpoint is step {latest} in {self.ckpt.directory}"
-                        if latest is not None else "no checkpoint had been saved yet")
-                raise NonFiniteError(
-                    f"non-finite loss or gradient at step {step} (in epoch {epoch + 1}); run "
-                    f"stopped, {kept}. Lower learning_rate, set grad_clip_norm, or check "
-                    "the data")
+                self._stop(f"non-finite loss or gradient at step {step} (in epoch {epoch + 1})")
+
+    def _check_params_finite(self) -> None:
+        """Before a save: the flags above cover each step's loss and gradients, but an
+        update can still overflow the parameters (a huge learning rate)."""
+        if not bool(self.params_finite_fn(self.state.params)):
+            self._stop(f"non-finite parameters after step {self.step} (an update "
+                       "overflowed; the loss and gradients were finite)")
+
+    def _stop(self, what: str) -> None:
+        latest = self.ckpt.latest_step()
+        kept = (f"the last good checkpoint is step {latest} in {self.ckpt.directory}"
+                if latest is not None else "no checkpoint had been saved yet")
+        raise NonFiniteError(
+            f"{what}; run stopped, {kept}. Lower learning_rate, set grad_clip_norm, or "
+            "check the data (a label outside 0..classes-1 makes the loss NaN)")
 
     def _log(self) -> None:
         self._check_finite()
@@ -321,6 +353,7 @@ class _Trainer:
 
     def _save(self) -> None:
         self._check_finite()
+        self._check_params_finite()  # the last checkpoint is always a good one
         self.ckpt.save(self.strategy.unreplicate(self.state), self._position())
 
     def _save_on_interrupt(self) -> None:
@@ -405,6 +438,13 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
     """
     runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
     config = resolve_config(config)
-    trainer = _Trainer(as_model(model), as_inputs(data, eval_data), config,
+    model = as_model(model)
+    if config.dtype != "float32" and model.dtype != config.dtype:
+        raise config_lib.ConfigError(
+            f"dtype={config.dtype}, but fit trains the model as it was built "
+            f"({model.dtype or 'its own dtype'}): build it with dtype=jnp.{config.dtype} "
+            "(jaxnets.models factories take one) and leave config.dtype at float32, or let "
+            "train_and_evaluate build it from config.model")
+    trainer = _Trainer(model, as_inputs(data, eval_data), config,
                        os.path.abspath(workdir), name or config.preset)
     return trainer.run()

@@ -24,9 +24,37 @@ from flax import struct
 
 def batch_mask(batch, batch_size: int) -> jax.Array:
     """`batch['mask']` as float32, or ones when the batch has no mask."""
-    if "mask" in batch:
-        return jnp.asarray(batch["mask"], jnp.float32)
-    return jnp.ones((batch_size,), jnp.float32)
+    if "mask" not in batch:
+        return jnp.ones((batch_size,), jnp.float32)
+    mask = jnp.asarray(batch["mask"], jnp.float32)
+    if mask.shape != (batch_size,):
+        raise ValueError(f"the batch's mask has shape {mask.shape}, but it must be "
+                         f"[batch] = ({batch_size},): one weight per example")
+    return mask
+
+
+def _class_ids(batch, key: str, ndim: int, what: str) -> jax.Array:
+    """`batch[key]` as int32, after checking it holds integer ids of the right rank
+    (shapes and dtypes are static, so this runs once, when the step is traced)."""
+    if key not in batch:
+        raise ValueError(f"the batch has no {key!r} ({what}); its keys: "
+                         f"{', '.join(sorted(batch))}")
+    ids = batch[key]
+    dtype = getattr(ids, "dtype", None)
+    if dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"the batch's {key!r} has dtype {dtype}: it must hold integer "
+                         f"class ids ({what}), e.g. {key}.astype(np.int32)")
+    if len(ids.shape) != ndim:
+        raise ValueError(f"the batch's {key!r} has shape {tuple(ids.shape)}: it must be "
+                         f"{what}")
+    return jnp.asarray(ids, jnp.int32)
+
+
+def _check_outputs(outputs) -> None:
+    if not hasattr(outputs, "ndim"):
+        raise TypeError(f"the model returned a {type(outputs).__name__}: its apply must "
+                        "return one array of logits, [batch, classes] (or [batch, time, "
+                        "classes] for a batch with `targets`)")
 
 
 @struct.dataclass
@@ -58,6 +86,7 @@ class Metrics:
 
 def task_loss(outputs, batch):
     """(mean loss, Metrics sums) of a batch: per step if it has `targets`, else per example."""
+    _check_outputs(outputs)
     if "targets" in batch:
         return sequence_loss(outputs, batch)
     return classification_loss(outputs, batch)
@@ -73,10 +102,13 @@ def softmax_cross_entropy(logits, labels, mask):
 
     Returns:
       (mean loss over real rows, Metrics sums). The mean divides by
-      max(sum(mask), 1) so an all-padding batch gives 0, not NaN.
+      max(sum(mask), 1) so an all-padding batch gives 0, not NaN. A real row whose
+      label is not a class (outside 0..classes-1) makes the loss NaN, which stops
+      training (the loop's NaN guard) where a gather would silently clip or wrap it.
     """
     logits = logits.astype(jnp.float32)  # a bf16 model still gets an f32 loss
     per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    per_example = jnp.where((labels >= 0) & (labels < logits.shape[-1]), per_example, jnp.nan)
     per_example = jnp.where(mask > 0, per_example, 0.0)  # padding may hold garbage
     count = jnp.sum(mask)
     loss_sum = jnp.sum(per_example * mask)
@@ -87,12 +119,15 @@ def softmax_cross_entropy(logits, labels, mask):
 
 def classification_loss(logits, batch):
     """The loss of a batch dict with `label` (and optionally `mask`)."""
-    labels = jnp.asarray(batch["label"], jnp.int32)
+    labels = _class_ids(batch, "label", 1, "[batch]: one class id per example, or "
+                        "`targets` [batch, time] for a per-step loss")
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
         raise ValueError(
             f"the model returned outputs of shape {logits.shape}, but a classification "
             f"loss needs logits <float>[batch={labels.shape[0]}, classes]: make the "
-            "model's apply return one row of class scores per example")
+            "model's apply return one row of class scores per example, and give every "
+            "array of a batch the same number of rows (the batch's shapes: "
+            f"{ {k: tuple(jnp.shape(v)) for k, v in batch.items()} })")
     return softmax_cross_entropy(logits, labels, batch_mask(batch, labels.shape[0]))
 
 
@@ -109,7 +144,12 @@ def sequence_loss(logits, batch):
       (mean loss per token, Metrics of token sums: accuracy is per token; `examples`
       counts the real sequences).
     """
-    targets = jnp.asarray(batch["targets"], jnp.int32)
+    targets = _class_ids(batch, "targets", 2, "[batch, time]: the next token at each step")
+    if "target_mask" not in batch or jnp.shape(batch["target_mask"]) != targets.shape:
+        raise ValueError(
+            f"a batch with targets {targets.shape} needs a target_mask of the same shape "
+            "(1 on real steps, 0 on padding); got "
+            f"{jnp.shape(batch['target_mask']) if 'target_mask' in batch else 'none'}")
     if logits.shape[:2] != targets.shape:
         raise ValueError(
             f"the model returned outputs of shape {logits.shape}, but a per-step loss needs "

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jaxnets.train.config import ConfigError
 
@@ -57,6 +58,8 @@ def _accepts(fn, name: str) -> bool:
 
 class Model:
     """Base class of the loop's model contract (see the module docstring)."""
+
+    dtype: str | None = None  # the computation dtype it was built for, when build_model knows
 
     def init(self, rng, batch):
         raise NotImplementedError
@@ -162,10 +165,17 @@ def build_model(spec: str, *, model_kwargs: dict, **dataset_kwargs) -> Model:
     `model_kwargs` (from the config) are always passed and win.
     """
     factory = load_factory(spec)
+    dtype = dataset_kwargs.get("dtype")
+    if dtype is not None and not _accepts(factory, "dtype") and "dtype" not in model_kwargs:
+        raise ConfigError(f"dtype={jnp.dtype(dtype).name}, but model {spec!r} takes no "
+                          "dtype argument: give its factory one, or leave dtype at float32")
     kwargs = {k: v for k, v in dataset_kwargs.items()
               if v is not None and _accepts(factory, k)}
     kwargs.update(model_kwargs)
     try:
-        return as_model(factory(**kwargs))
+        model = as_model(factory(**kwargs))
     except TypeError as e:
         raise ConfigError(f"model {spec!r}: {e}") from None
+    if dtype is not None:
+        model.dtype = jnp.dtype(dtype).name
+    return model
