@@ -138,9 +138,14 @@ class Run:
 def read_strip(path: str, shape: tuple) -> np.ndarray:
     """A PNG of white-on-black digits as <float32>[H, W, 1] in [0, 1], scaled to height
     H and padded with black on the right to width W (or squeezed if wider)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
     height, width = shape[:2]
-    with Image.open(path) as img:
+    try:
+        img = Image.open(path)
+    except (OSError, UnidentifiedImageError) as e:  # missing, or not an image
+        raise ValueError(f"cannot read {path} as an image ({getattr(e, 'strerror', None) or e}):"
+                         " give a PNG of white-on-black digits") from None
+    with img:
         img = img.convert("L")
         new_width = max(1, round(img.width * height / img.height))
         img = img.resize((min(new_width, width), height))
@@ -152,7 +157,10 @@ def read_strip(path: str, shape: tuple) -> np.ndarray:
 
 def write_strip(path: str, image: np.ndarray) -> None:
     from PIL import Image
-    Image.fromarray((np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)).save(path)
+    try:
+        Image.fromarray((np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)).save(path)
+    except OSError as e:
+        raise ValueError(f"cannot write {path} ({e.strerror or e}): give a writable path") from None
 
 
 def eval_strip(run: Run, index: int) -> tuple[np.ndarray, str]:

@@ -26,6 +26,23 @@ def test_list_names_every_dataset():
         assert name in done.stdout
 
 
+def test_a_sequence_task_shows_its_sizes_and_pairs():
+    done = run("-m", "jaxnets.data", "--dataset=number_words", "--examples=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert "train 9,000 examples, eval 1,000; vocabulary 33 tokens, source vocabulary 13" \
+        in done.stdout
+    number, words = lines[-1].split(" -> ")
+    from jaxnets.data import sequence_tasks
+    assert words == " ".join(sequence_tasks.number_to_words(int(number)))
+
+
+def test_an_unknown_dataset_is_a_one_line_usage_error():
+    done = run("-m", "jaxnets.data", "--dataset=nosuch")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: unknown dataset 'nosuch'")
+
+
 def test_describe_shows_sizes_balance_and_examples():
     from jaxnets.data import __main__ as cli
     from jaxnets.data import catalog, public, rt_sentences

@@ -1,6 +1,7 @@
 """The lecture's four RNN modes: each learns, and a saved run predicts what it evaluated."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -113,6 +114,21 @@ def test_predict_cli_answers_and_refuses(translate_run):
                          env=env, timeout=120)
     assert bad.returncode == 2
     assert "ask it with --number, not --text" in bad.stderr and "Traceback" not in bad.stderr
+    for args, message in ((["--number=7", "--temperature=nan"], "give a finite number > 0"),
+                          (["--text=  "], "--text is empty")):
+        bad = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=120)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-1000:]
+        assert re.search(message, bad.stderr.strip().splitlines()[-1]), bad.stderr[-300:]
+
+
+def test_an_unreadable_image_or_path_is_named(tmp_path):
+    from jaxnets import inference
+    (tmp_path / "notes.txt").write_text("not a picture")
+    for path in (tmp_path / "notes.txt", tmp_path / "missing.png"):
+        with pytest.raises(ValueError, match=f"cannot read {path} as an image"):
+            inference.read_strip(str(path), (28, 112, 1))
+    with pytest.raises(ValueError, match="cannot write .* give a writable path"):
+        inference.write_strip(str(tmp_path / "notes.txt" / "x.png"), np.zeros((28, 112, 1)))
 
 
 def test_classify_reproduces_evaluation(tmp_path):

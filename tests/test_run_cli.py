@@ -40,6 +40,10 @@ BAD_FLAGS = [
     (["--model=lenet_mnist", "--parallel=pmap"],  # its 25 steps per call
      "steps_per_call=25 needs parallel=sharding or auto: pmap takes one step per call"),
     (["--config.steps_per_call=0"], "steps_per_call must be >= 1, got 0"),
+    (["--steps=0"], "flag --steps=0: 0 is not a positive integer"),  # not "the whole preset"
+    (["--learning_rate=nan"], "learning_rate must be a finite number > 0, got nan"),
+    (["--config.eval_batch_size=-2"], "eval_batch_size must be >= 0"),
+    (["--model=:make"], "custom model ':make': give it as package.module:factory"),
 ]
 
 
@@ -50,8 +54,40 @@ def test_bad_flag_is_one_line_naming_it_with_exit_status_2(args, message, tmp_pa
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("error: ") and message in lines[-1], lines[-1]
-    if not args[0].startswith("--model=no_such"):  # answered before JAX is even needed
+    if not args[0].startswith(("--model=no_such", "--model=:")):  # before JAX is needed
         assert len(lines) == 1, lines
+
+
+LATE_ERRORS = [  # found once JAX runs or the model is built: still one line, exit 2
+    (["--model=rnn_translate", "--steps=2", "--workdir=FILE"],
+     "cannot create it (a file is in the way): give a writable directory"),
+    (["--model=lenet_mnist", "--config.smoke=True", "--config.image_shape=(8,8,1)"],
+     "CONV2: window 5 is larger than the padded input 2"),
+    (["--model=lenet_mnist", "--steps=5"],
+     "warmup_steps=100 must be in [0, 5) for a run of 5 steps: lower it "
+     "(--config.warmup_steps=0)"),
+]
+
+
+@pytest.mark.parametrize("args, message", LATE_ERRORS, ids=[a[1] for a, _ in LATE_ERRORS])
+def test_bad_input_found_later_is_still_one_line_with_exit_status_2(args, message, tmp_path):
+    (tmp_path / "afile").write_text("")
+    args = [a.replace("FILE", str(tmp_path / "afile")) for a in args]
+    if not any(a.startswith("--workdir") for a in args):
+        args.append(f"--workdir={tmp_path / 'run'}")
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1], result.stderr[-500:]
+
+
+def test_ctrl_c_ends_with_status_130_and_no_traceback():
+    code = ("from jaxnets.experiments import cli\n"
+            "def main(argv):\n    raise KeyboardInterrupt\n"
+            "cli.run(main)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_model_list_prints_one_line_per_preset():

@@ -14,6 +14,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxnets import data
+from jaxnets.experiments import cli
 from jaxnets.data import catalog, pipeline, public
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {', '.join(data.DATASETS)}")
@@ -29,15 +30,38 @@ def main(argv: list[str]) -> None:
         for name, description in data.DATASETS.items():
             print(f"{name:14s} {description}")
         if not _LIST.value:
-            sys.exit("\npass --dataset=NAME to prepare and inspect one")
+            cli.fail("pass --dataset=NAME to prepare and inspect one")
         return
-    spec = catalog.spec_for(_DATASET.value)
+    spec = catalog.spec_for(_DATASET.value)  # ValueError: one line naming the known ones
     try:
+        if spec.kind == "sequence":  # built from arrays (sequence_tasks.py), no TFDS builder
+            print(describe_sequences(_DATASET.value, spec, _EXAMPLES.value))
+            return
         builder = public.prepared_builder(spec.name, _DATA_DIR.value)
     except data.DatasetUnavailableError as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # e.g. --data_dir names a file
+        cli.fail(f"--data_dir={_DATA_DIR.value}: {e.strerror or e}")
     print(describe(builder, spec))
     print(show_examples(builder, spec, _EXAMPLES.value))
+
+
+def describe_sequences(name: str, spec, count: int) -> str:
+    """A sequence task's sizes and vocabularies, and its first `count` training pairs."""
+    ds = data.get_dataset(name, batch_size=1, data_dir=_DATA_DIR.value or None)
+    sizes = f"vocabulary {len(ds.vocab)} tokens" + (
+        f", source vocabulary {len(ds.source_vocab)}" if ds.source_vocab else "")
+    lines = [name, spec.description,
+             f"  train {ds.num_train:,} examples, eval {ds.num_eval:,}; {sizes}",
+             f"first {count} training examples:"]
+    for i in range(min(count, ds.num_train)):
+        row = {k: v[i] for k, v in ds.train.items()}
+        target = ds.vocab.decode(row["targets"][row["target_mask"] > 0])
+        source = (ds.source_vocab.decode(row["source"]) if "source" in row else
+                  f"image {row['image'].shape[0]}x{row['image'].shape[1]}" if "image" in row
+                  else "")
+        lines.append(f"  {source} -> {target}" if source else f"  {target}")
+    return "\n".join(lines)
 
 
 def describe(builder, spec) -> str:
@@ -83,4 +107,4 @@ def ascii_art(image: np.ndarray, width: int = 28) -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,6 +10,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def fail(message: str) -> None:
@@ -36,6 +37,8 @@ def run(main) -> None:
             return main(argv)
         except ValueError as e:
             fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        except KeyboardInterrupt:  # Ctrl-C: what was saved has been said; no traceback
+            sys.exit(INTERRUPTED)
 
     # JAX logs at INFO that it found no TPU; that is noise for a CPU/GPU user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)

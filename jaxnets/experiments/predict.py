@@ -22,14 +22,21 @@ _IMAGE = flags.DEFINE_string("image", None, "A PNG of 1-4 white-on-black digits 
 _EVAL_EXAMPLE = flags.DEFINE_integer("eval_example", None,
                                      "Caption test strip K of the run's dataset.")
 _WRITE_PNG = flags.DEFINE_string("write_png", None, "With --eval_example: save the strip here.")
-_SAMPLE = flags.DEFINE_integer("sample", None, "Sample this many texts (rnn_charlm runs).")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Sampling temperature.")
+_SAMPLE = flags.DEFINE_integer("sample", None, "Sample this many texts (rnn_charlm runs).",
+                               lower_bound=1)
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0).")
+
+TASKS = {"rnn_classifier": "text", "seq2seq": "number", "rnn_captioner": "image",
+         "rnn_lm": "sample"}  # model -> the question it answers
 
 
 def _task_of(run) -> str:
     model = run.config["model"]
-    return {"rnn_classifier": "text", "seq2seq": "number", "rnn_captioner": "image",
-            "rnn_lm": "sample"}.get(model, model)
+    if model not in TASKS:
+        raise ValueError(f"{_WORKDIR.value} holds a {model} run ({run.config['preset']}); "
+                         "predict answers the RNN presets' runs: rnn_sentiment, "
+                         "rnn_translate, rnn_captions, rnn_charlm")
+    return TASKS[model]
 
 
 def main(argv):
@@ -40,6 +47,10 @@ def main(argv):
     asked = {k: v for k, v in asked.items() if v is not None}
     if len(asked) != 1:
         raise ValueError("give exactly one of --text, --number, --image/--eval_example, --sample")
+    if not _TEMPERATURE.value > 0 or _TEMPERATURE.value == float("inf"):  # NaN fails too
+        raise ValueError(f"--temperature={_TEMPERATURE.value}: give a finite number > 0")
+    if "text" in asked and not asked["text"].strip():
+        raise ValueError("--text is empty: give a sentence to classify")
     from jaxnets import inference
     run = inference.load_run(_WORKDIR.value)
     (question, value), task = next(iter(asked.items())), _task_of(run)

@@ -36,8 +36,9 @@ _MODEL = flags.DEFINE_string(
     "for your own model (a flax module or an (init, apply) pair).")
 _DATASET = flags.DEFINE_string("dataset", None, "A jaxnets.data dataset, e.g. mnist5k, mnist.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Logs and checkpoints (default runs/<preset>).")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Train for this many epochs.")
-_STEPS = flags.DEFINE_integer("steps", None, "Train for this many steps (wins over epochs).")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Train for this many epochs.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", None, "Train for this many steps (wins over epochs).",
+                              lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Training batch size.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
 _OPTIMIZER = flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "The optimizer.")

@@ -195,6 +195,10 @@ class SequentialCNN(nn.Module):
     input_shape: tuple[int, int, int]
     dtype: jnp.dtype | None = None
 
+    def __post_init__(self):
+        layer_shapes(self.layers, self.input_shape)  # an impossible shape fails here, at once
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, images, *, train: bool = False):
         x = images

@@ -120,7 +120,8 @@ def validate(config) -> None:
                           f"{config.learning_rate}")
     if config.keep_checkpoints < 1:
         raise ConfigError(f"keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
-    for field in ("weight_decay", "grad_clip_norm", "warmup_steps", "eval_batch_size",
+    for field in ("num_epochs", "num_steps", "weight_decay", "grad_clip_norm",
+                  "warmup_steps", "eval_batch_size",
                   "eval_max_batches", "log_every_steps", "eval_every_steps",
                   "checkpoint_every_steps", "max_length", "vocab_size"):
         if config[field] < 0:  # 0 means off or "the default" for each of these

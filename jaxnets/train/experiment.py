@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.train.config import ConfigError, check_dataset
-from jaxnets.train.loop import Result, fit, resolve_config
+from jaxnets.train.loop import Result, fit, make_workdir, resolve_config
 from jaxnets.train.model_api import Model, build_model
 
 VOCAB_FILE = "vocab.json"
@@ -104,6 +104,7 @@ def train_and_evaluate(config, workdir: str) -> Result:
     from jaxnets import inference
     config = resolve_config(config)
     workdir = os.path.abspath(workdir)
+    make_workdir(workdir)
     dataset = load_dataset(config, workdir)
     model = model_from_config(config, dataset)
     if jax.process_index() == 0:

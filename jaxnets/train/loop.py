@@ -114,6 +114,16 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = T
     os.replace(path + ".tmp", path)
 
 
+def make_workdir(workdir: str) -> None:
+    """Creates `workdir`, or says in one line why it cannot be (a file, no permission)."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        why = "a file is in the way" if os.path.isfile(workdir) else e.strerror
+        raise config_lib.ConfigError(f"workdir {workdir}: cannot create it ({why}): "
+                                     "give a writable directory (--workdir)") from None
+
+
 def _batch_size(batch) -> int:
     return len(next(iter(batch.values())))
 
@@ -438,6 +448,7 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
     """
     runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
     config = resolve_config(config)
+    make_workdir(workdir)
     model = as_model(model)
     if config.dtype != "float32" and model.dtype != config.dtype:
         raise config_lib.ConfigError(

@@ -141,6 +141,8 @@ def load_factory(spec: str) -> Callable:
     """A model factory: a `jaxnets.models.MODELS` name or 'package.module:factory'."""
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ConfigError(f"custom model {spec!r}: give it as package.module:factory")
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
@@ -174,7 +176,7 @@ def build_model(spec: str, *, model_kwargs: dict, **dataset_kwargs) -> Model:
     kwargs.update(model_kwargs)
     try:
         model = as_model(factory(**kwargs))
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # bad arguments, or shapes the model cannot take
         raise ConfigError(f"model {spec!r}: {e}") from None
     if dtype is not None:
         model.dtype = jnp.dtype(dtype).name

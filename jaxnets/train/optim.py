@@ -47,7 +47,8 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
     if name == "warmup_cosine":
         if not 0 <= config.warmup_steps < total_steps:
             raise ConfigError(f"warmup_steps={config.warmup_steps} must be in "
-                              f"[0, {total_steps}) for a run of {total_steps} steps")
+                              f"[0, {total_steps}) for a run of {total_steps} steps: lower it "
+                              f"(--config.warmup_steps={total_steps // 10}) or train longer")
         return optax.warmup_cosine_decay_schedule(
             0.0, lr, warmup_steps=config.warmup_steps, decay_steps=total_steps)
     if name == "step":
