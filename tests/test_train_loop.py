@@ -303,6 +303,19 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_still_resumes(tmp_p
     assert fit(TinyNet(), toy_data(), CONFIG, workdir).summary["step"] == 24
 
 
+def test_a_workdir_in_use_by_another_run_is_refused(tmp_path):
+    import fcntl
+    with open(tmp_path / ".lock", "w") as held:  # as a run in another process holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        with pytest.raises(ConfigError, match=r"in use by another run \(pid 4242\)"):
+            fit(TinyNet(), toy_data(), CONFIG, str(tmp_path))
+    assert not os.path.exists(tmp_path / "checkpoints")  # nothing of the first run touched
+    assert fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path)).summary[
+        "step"] == 8  # free again
+
+
 def test_one_batch_dict_as_data_is_refused_naming_the_fix(tmp_path):
     with pytest.raises(TypeError, match="one dict of arrays.*list of batch dicts"):
         fit(TinyNet(), toy_arrays(16, 0), CONFIG, str(tmp_path))

@@ -28,11 +28,17 @@ and ends with bitwise the same parameters as a run never interrupted (CPU).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import itertools
 import json
 import os
 import time
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
 
 import jax
 import jax.numpy as jnp
@@ -122,6 +128,32 @@ def make_workdir(workdir: str) -> None:
         why = "a file is in the way" if os.path.isfile(workdir) else e.strerror
         raise config_lib.ConfigError(f"workdir {workdir}: cannot create it ({why}): "
                                      "give a writable directory (--workdir)") from None
+
+
+@contextlib.contextmanager
+def _only_run_in(workdir: str, primary: bool = True):
+    """Holds an exclusive lock on `workdir` (process 0 of a run) while it trains: a second
+    run there would interleave its checkpoints and logs with the first's."""
+    if not primary or fcntl is None:
+        yield
+        return
+    with open(os.path.join(workdir, ".lock"), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise config_lib.ConfigError(
+                f"{workdir} is in use by another run (pid {holder}): wait for it to end, "
+                "or pass another workdir (--workdir)") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _batch_size(batch) -> int:
@@ -456,6 +488,7 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
             f"({model.dtype or 'its own dtype'}): build it with dtype=jnp.{config.dtype} "
             "(jaxnets.models factories take one) and leave config.dtype at float32, or let "
             "train_and_evaluate build it from config.model")
-    trainer = _Trainer(model, as_inputs(data, eval_data), config,
-                       os.path.abspath(workdir), name or config.preset)
-    return trainer.run()
+    with _only_run_in(workdir, parallel.is_primary()):
+        trainer = _Trainer(model, as_inputs(data, eval_data), config,
+                           os.path.abspath(workdir), name or config.preset)
+        return trainer.run()
