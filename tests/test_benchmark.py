@@ -128,6 +128,9 @@ def test_cli_rejects_bad_flags_in_one_line():
     assert result.returncode == 2, result.stderr
     assert "batch size of alexnet must be a positive integer" in result.stderr
     assert "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "jaxnets.experiments.benchmark",
+                             "--reps=0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "flag --reps=0" in result.stderr
 
 
 @pytest.mark.parametrize("items, message", [

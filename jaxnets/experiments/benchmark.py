@@ -29,16 +29,20 @@ _MODELS = flags.DEFINE_list("models", "lenet,alexnet,rnn", "Workloads of the mod
 _BATCH_SIZES = flags.DEFINE_list(
     "batch_sizes", [], "Per-model batch overrides, e.g. alexnet=1024,lenet=8192,rnn=2048 "
     "(the defaults are a CPU's sizes; a GPU needs larger ones). alexnet_xla takes alexnet's.")
-_REPS = flags.DEFINE_integer("reps", 5, "Interleaved repetitions per measurement.")
-_SECONDS = flags.DEFINE_float("seconds", 1.0, "Length of one timed repetition.")
+_REPS = flags.DEFINE_integer("reps", 5, "Interleaved repetitions per measurement.",
+                             lower_bound=1)
+_SECONDS = flags.DEFINE_float("seconds", 1.0, "Length of one timed repetition.",
+                              lower_bound=0.01)
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "Computation dtype of the models (parameters stay float32).")
 _TORCH = flags.DEFINE_enum("torch", "auto", ["auto", "yes", "no"],
                            "Run PyTorch side by side (auto: if installed; CPU only).")
 _THREADS = flags.DEFINE_integer("threads", 0, "Threads for PyTorch (0: the usable cores, "
-                                "which XLA uses too).")
-_STALL_STEPS = flags.DEFINE_integer("stall_steps", 500, "Steps per window of the stall section.")
-_LESSON_STEPS = flags.DEFINE_integer("lesson_steps", 300, "Steps per row of the lesson.")
+                                "which XLA uses too).", lower_bound=0)
+_STALL_STEPS = flags.DEFINE_integer("stall_steps", 500, "Steps per window of the stall section.",
+                                    lower_bound=1)
+_LESSON_STEPS = flags.DEFINE_integer("lesson_steps", 300, "Steps per row of the lesson.",
+                                     lower_bound=1)
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for the stall section.")
 _TINY = flags.DEFINE_bool("tiny", False, "Shrink everything (a smoke test, seconds).")
 _TUNE_HOST = flags.DEFINE_bool("tune_host", True, "Apply jaxnets.runtime_options.tune_host() "
