@@ -207,7 +207,7 @@ def load_run(workdir: str) -> Run:
 def _restore_params(workdir: str):
     import orbax.checkpoint as ocp
 
-    from jaxnets.train.checkpoint import RESTORE_ERRORS, unreadable_message
+    from jaxnets.train.checkpoint import RESTORE_ERRORS, is_device_error, unreadable_message
 
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     with ocp.CheckpointManager(directory) as manager:
@@ -218,6 +218,8 @@ def _restore_params(workdir: str):
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore()))
         except RESTORE_ERRORS as e:
+            if is_device_error(e):
+                raise
             raise ValueError(unreadable_message(directory, step, list(manager.all_steps()),
                                                 e, resume="predict")) from None
     return jax.tree.map(jnp.asarray, restored.state["params"])

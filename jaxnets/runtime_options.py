@@ -56,9 +56,14 @@ _tuned: str | None = None   # what tune_host did
 _dispatch = ""              # how XLA:CPU runs programs: decided once, when JAX starts
 
 
+OPT_OUT = "JAXNETS_NO_HOST_TUNING"  # set (to anything) in the environment: tune_host does nothing
+
+
 def tune_host() -> str:
     """Sets the options above for this process (idempotent); returns what it did."""
     global _tuned, _dispatch
+    if _tuned is None and os.environ.get(OPT_OUT):
+        _tuned = f"host left as it is ({OPT_OUT} is set)"
     if _tuned is None:
         if not _dispatch:
             _dispatch = _run_on_caller()

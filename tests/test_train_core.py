@@ -50,6 +50,13 @@ def test_a_malformed_batch_is_named_when_the_step_is_traced(batch, message):
         jax.jit(losses.task_loss).trace(logits, batch)  # shapes and dtypes are static
 
 
+def test_boolean_and_wide_integer_labels_are_class_ids():
+    for labels in (np.array([True, False, True, True]), np.arange(4, dtype=np.int64) % 3,
+                   np.arange(4, dtype=np.uint8) % 3):
+        mean, sums = losses.task_loss(jnp.zeros((4, 3)), {"label": labels})
+        assert np.isclose(mean, np.log(3)) and float(sums.count) == 4
+
+
 def test_a_model_returning_a_tuple_is_told_what_to_return():
     with pytest.raises(TypeError, match="returned a tuple: its apply must return one array"):
         losses.task_loss((jnp.zeros((4, 3)),), {"label": np.zeros(4, np.int32)})

@@ -323,9 +323,16 @@ def test_one_batch_dict_as_data_is_refused_naming_the_fix(tmp_path):
         fit(TinyNet(), toy_data(), CONFIG, str(tmp_path), eval_data=toy_arrays(16, 1))
 
 
-def test_fit_refuses_a_dtype_it_cannot_apply(tmp_path):
-    with pytest.raises(ConfigError, match="dtype=bfloat16, but fit trains the model as"):
-        fit(TinyNet(), toy_data(), {**CONFIG, "dtype": "bfloat16"}, str(tmp_path))
+def test_fit_refuses_a_dtype_the_model_does_not_compute_in(tmp_path):
+    from jaxnets.models import MODELS
+    data = ArrayData({"image": np.zeros((16, 32, 32, 1), np.float32),
+                      "label": np.zeros(16, np.int32)}, batch_size=8)
+    lenet = MODELS["lenet"](num_classes=3)  # float32
+    with pytest.raises(ConfigError, match="dtype=bfloat16, but the model computes in float32"):
+        fit(lenet, data, {**CONFIG, "dtype": "bfloat16"}, str(tmp_path / "a"))
+    lenet16 = MODELS["lenet"](num_classes=3, dtype=jnp.bfloat16)  # built to match: trains
+    config16 = {**CONFIG, "dtype": "bfloat16", "num_epochs": 1, "warmup_steps": 0}
+    assert fit(lenet16, data, config16, str(tmp_path / "b")).summary["step"] == 2
 
 
 def test_array_data_keeps_the_callers_mask(tmp_path):
@@ -368,6 +375,10 @@ def test_a_script_calling_fit_gets_the_clis_host_tuning(tmp_path):
                          text=True, check=True, timeout=120).stdout.splitlines()
     assert out[-2].startswith("malloc: freed blocks") and "calling thread" in out[-2]
     assert out[-1] == "False"
+    env = {**os.environ, "JAXNETS_NO_HOST_TUNING": "1"}  # the way out: left as it is
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], capture_output=True,
+                         text=True, check=True, timeout=120, env=env).stdout.splitlines()
+    assert "left as it is" in out[-2] and out[-1] == "True"
 
 
 def test_tensorboard_events_are_written_without_importing_torch(tmp_path):

@@ -77,7 +77,10 @@ class Checkpointer:
         return abstract.with_items(dict(restored.state))
 
     def unreadable(self, step: int, error: Exception, resume: str = "resume") -> str:
-        """One line for checkpoint `step` failing to restore: damaged, or another model's."""
+        """One line for checkpoint `step` failing to restore: damaged, or another model's.
+        Re-raises errors of the device (out of memory, a lost peer) as they are."""
+        if is_device_error(error):
+            raise error
         return unreadable_message(self.directory, step, self.all_steps(), error, resume)
 
     def wait(self) -> None:
@@ -89,6 +92,12 @@ class Checkpointer:
 
 
 RESTORE_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)  # orbax, tensorstore
+
+
+def is_device_error(error: Exception) -> bool:
+    """Out of device memory or a lost peer while restoring: not the checkpoint's fault."""
+    import jax  # pylint: disable=g-import-not-at-top
+    return isinstance(error, jax.errors.JaxRuntimeError)
 
 
 def unreadable_message(directory: str, step: int, steps: list[int], error: Exception,

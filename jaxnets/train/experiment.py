@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.train.config import ConfigError, check_dataset
-from jaxnets.train.loop import Result, fit, make_workdir, resolve_config
+from jaxnets.train.loop import Result, fit, make_workdir, only_run_in, resolve_config
 from jaxnets.train.model_api import Model, build_model
 
 VOCAB_FILE = "vocab.json"
@@ -101,19 +101,21 @@ def train_and_evaluate(config, workdir: str) -> Result:
       config: a ConfigDict (see jaxnets.train.config.default_config).
       workdir: checkpoints, logs, plots; an existing checkpoint is resumed.
     """
-    from jaxnets import inference
+    from jaxnets import inference, runtime_options
+    runtime_options.tune_host()  # as fit does; here before the data can start JAX
     config = resolve_config(config)
     workdir = os.path.abspath(workdir)
     make_workdir(workdir)
-    dataset = load_dataset(config, workdir)
-    model = model_from_config(config, dataset)
-    if jax.process_index() == 0:
-        inference.save_model_spec(workdir, config, model_sizes(dataset))
-    result = fit(model, dataset, config, workdir)
-    if getattr(dataset, "kind", None) == "sequence":
-        extra = evaluate_generation(model, result, dataset)
-        result.summary.update(extra)
-        _report_generation(workdir, extra)
+    with only_run_in(workdir):  # before the vocabulary and model.json are written
+        dataset = load_dataset(config, workdir)
+        model = model_from_config(config, dataset)
+        if jax.process_index() == 0:
+            inference.save_model_spec(workdir, config, model_sizes(dataset))
+        result = fit(model, dataset, config, workdir)
+        if getattr(dataset, "kind", None) == "sequence":
+            extra = evaluate_generation(model, result, dataset)
+            result.summary.update(extra)
+            _report_generation(workdir, extra)
     return result
 
 

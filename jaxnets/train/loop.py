@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import time
 
@@ -130,30 +131,55 @@ def make_workdir(workdir: str) -> None:
                                      "give a writable directory (--workdir)") from None
 
 
+_HELD: set[str] = set()  # workdirs this process holds (train_and_evaluate, then fit)
+
+
 @contextlib.contextmanager
-def _only_run_in(workdir: str, primary: bool = True):
-    """Holds an exclusive lock on `workdir` (process 0 of a run) while it trains: a second
-    run there would interleave its checkpoints and logs with the first's."""
-    if not primary or fcntl is None:
+def only_run_in(workdir: str):
+    """Holds an exclusive lock on `workdir` while a run uses it (process 0 takes it, every
+    process hears whether it got it): a second run there would interleave its checkpoints,
+    logs and model files with the first's. Re-entrant within a process."""
+    workdir = os.path.abspath(workdir)
+    if workdir in _HELD:
         yield
         return
-    with open(os.path.join(workdir, ".lock"), "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
+    with contextlib.ExitStack() as stack:
+        holder = _lock(workdir, stack) if parallel.is_primary() else None
+        if jax.process_count() > 1:  # the others must stop too, not wait for process 0
+            from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+            holder = int(multihost_utils.broadcast_one_to_all(np.int64(holder or 0))) or None
+        if holder is not None:
             raise config_lib.ConfigError(
-                f"{workdir} is in use by another run (pid {holder}): wait for it to end, "
-                "or pass another workdir (--workdir)") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
+                f"{workdir} is in use by another run (pid {holder if holder > 0 else '?'}): "
+                "wait for it to end, or pass another workdir (--workdir)")
+        _HELD.add(workdir)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            _HELD.discard(workdir)
+
+
+def _lock(workdir: str, stack: contextlib.ExitStack) -> int | None:
+    """Locks workdir/.lock until `stack` closes; None, or the pid holding it already."""
+    if fcntl is None:  # not POSIX: runs are not locked
+        return None
+    f = stack.enter_context(open(os.path.join(workdir, ".lock"), "a+"))
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        text = f.read().strip()
+        return int(text) if text.isdigit() else -1
+    except OSError as e:  # a filesystem without locks (some NFS, FUSE): run unlocked
+        logging.warning("cannot lock %s (%s): a second run there would not be refused",
+                        workdir, e.strerror)
+        return None
+    stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return None
 
 
 def _batch_size(batch) -> int:
@@ -339,22 +365,23 @@ class _Trainer:
             finite = np.atleast_1d(jax.device_get(finite))  # one flag per step of the call
             if not finite.all():
                 step = first_step + int(np.argmin(finite))
-                self._stop(f"non-finite loss or gradient at step {step} (in epoch {epoch + 1})")
+                self._stop(f"non-finite loss or gradient at step {step} (in epoch {epoch + 1})",
+                           "or check the data (a label outside 0..classes-1 makes the loss NaN)")
 
     def _check_params_finite(self) -> None:
         """Before a save: the flags above cover each step's loss and gradients, but an
         update can still overflow the parameters (a huge learning rate)."""
         if not bool(self.params_finite_fn(self.state.params)):
             self._stop(f"non-finite parameters after step {self.step} (an update "
-                       "overflowed; the loss and gradients were finite)")
+                       "overflowed; the loss and gradients were finite)",
+                       "or check the data's scale")
 
-    def _stop(self, what: str) -> None:
+    def _stop(self, what: str, or_else: str) -> None:
         latest = self.ckpt.latest_step()
         kept = (f"the last good checkpoint is step {latest} in {self.ckpt.directory}"
                 if latest is not None else "no checkpoint had been saved yet")
         raise NonFiniteError(
-            f"{what}; run stopped, {kept}. Lower learning_rate, set grad_clip_norm, or "
-            "check the data (a label outside 0..classes-1 makes the loss NaN)")
+            f"{what}; run stopped, {kept}. Lower learning_rate, set grad_clip_norm, {or_else}")
 
     def _log(self) -> None:
         self._check_finite()
@@ -472,7 +499,9 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
 
     The first call tunes the host for training (`jaxnets.runtime_options.tune_host`: freed
     memory kept for reuse; XLA:CPU programs run on the calling thread if JAX has not
-    started yet), as the CLI does at its start.
+    started yet), as the CLI does at its start; with JAXNETS_NO_HOST_TUNING set in the
+    environment, the process is left as it is. A second run on `workdir` while this one
+    trains is refused (a lock).
 
     Raises:
       NonFiniteError: a loss or gradient became NaN/Inf.
@@ -482,13 +511,15 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
     config = resolve_config(config)
     make_workdir(workdir)
     model = as_model(model)
-    if config.dtype != "float32" and model.dtype != config.dtype:
+    if model.dtype not in (None, config.dtype):
         raise config_lib.ConfigError(
-            f"dtype={config.dtype}, but fit trains the model as it was built "
-            f"({model.dtype or 'its own dtype'}): build it with dtype=jnp.{config.dtype} "
-            "(jaxnets.models factories take one) and leave config.dtype at float32, or let "
-            "train_and_evaluate build it from config.model")
-    with _only_run_in(workdir, parallel.is_primary()):
+            f"dtype={config.dtype}, but the model computes in {model.dtype}: fit trains it "
+            f"as it was built, so build it with dtype=jnp.{config.dtype} (jaxnets.models "
+            "factories take one), or set config.dtype to match")
+    if model.dtype is None and config.dtype != "float32":
+        logging.warning("config.dtype=%s does not reach this model (it has no dtype): fit "
+                        "trains it as it was built", config.dtype)
+    with only_run_in(workdir):
         trainer = _Trainer(model, as_inputs(data, eval_data), config,
                            os.path.abspath(workdir), name or config.preset)
         return trainer.run()

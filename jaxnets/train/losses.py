@@ -41,7 +41,7 @@ def _class_ids(batch, key: str, ndim: int, what: str) -> jax.Array:
                          f"{', '.join(sorted(batch))}")
     ids = batch[key]
     dtype = getattr(ids, "dtype", None)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_):
         raise ValueError(f"the batch's {key!r} has dtype {dtype}: it must hold integer "
                          f"class ids ({what}), e.g. {key}.astype(np.int32)")
     if len(ids.shape) != ndim:

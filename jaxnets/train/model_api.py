@@ -59,7 +59,7 @@ def _accepts(fn, name: str) -> bool:
 class Model:
     """Base class of the loop's model contract (see the module docstring)."""
 
-    dtype: str | None = None  # the computation dtype it was built for, when build_model knows
+    dtype: str | None = None  # the computation dtype it was built for, when known
 
     def init(self, rng, batch):
         raise NotImplementedError
@@ -80,6 +80,8 @@ class FlaxModel(Model):
         self.module = module
         self.inputs = inputs
         self._takes_train = _accepts(type(module).__call__, "train")
+        if hasattr(module, "dtype"):  # Flax's convention: None computes in float32
+            self.dtype = jnp.dtype(module.dtype or jnp.float32).name
 
     def _kwargs(self, train: bool) -> dict:
         return {"train": train} if self._takes_train else {}
