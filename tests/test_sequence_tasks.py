@@ -209,3 +209,14 @@ def test_a_task_built_from_tfds_loads_again_without_tensorflow(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", code, data_dir], capture_output=True,
                            text=True, check=True).stdout.split() for _ in range(2)]
     assert runs[1][0] == "False" and runs[0][1] == runs[1][1]
+
+
+@pytest.mark.parametrize("name, option, message", [
+    ("number_words", {"max_length": 5}, "max_length does not apply to number_words"),
+    ("digit_captions", {"vocab_size": 100}, "vocab_size does not apply to digit_captions"),
+    ("number_words", {"image_shape": (8, 8, 1)}, "image_shape and augment do not apply"),
+])
+def test_an_option_a_task_cannot_take_is_refused_not_ignored(name, option, message):
+    from jaxnets import data
+    with pytest.raises(ValueError, match=message):
+        data.get_dataset(name, batch_size=8, **option)

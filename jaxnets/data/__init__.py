@@ -72,10 +72,12 @@ def get_dataset(name: str, *, batch_size: int, eval_batch_size: int | None = Non
 
     if spec_for(name).kind == "sequence":
         from jaxnets.data import sequence_tasks
+        if image_shape is not None or augment:
+            raise ValueError(f"image_shape and augment do not apply to {name}, a sequence task")
         return sequence_tasks.load(
             name, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
-            data_dir=data_dir, max_length=max_length, process_index=process_index,
-            process_count=process_count)
+            data_dir=data_dir, max_length=max_length, vocab_size=vocab_size,
+            process_index=process_index, process_count=process_count)
     options = _kind_options(spec_for(name).kind, image_shape=image_shape, augment=augment,
                             max_length=max_length, vocab_size=vocab_size, vocab=vocab,
                             length_buckets=length_buckets)

@@ -269,15 +269,24 @@ TRANSLATION_PREFIXES = ("ted_hrlr_translate",)
 
 def load(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
          data_dir: str | None = None, max_length: int | None = None,
-         process_index: int = 0, process_count: int = 1):
+         vocab_size: int | None = None, process_index: int = 0, process_count: int = 1):
     """The task `name` as a `jaxnets.data.arrays.ArrayData` (see get_dataset).
 
     Its `vocab` is the output `Symbols` (save it with the run for prediction).
+    `max_length` applies to rt_chars and TFDS translation, `vocab_size` to the latter;
+    given where it cannot apply, it is an error, not ignored.
     """
     from jaxnets.data.arrays import ArrayData
-    options = {"max_length": max_length} if max_length and name not in (
-        "number_words", "digit_captions") else {}
-    if name.startswith(TRANSLATION_PREFIXES):
+    translation = name.startswith(TRANSLATION_PREFIXES)
+    if max_length and name in ("number_words", "digit_captions"):
+        raise ValueError(f"max_length does not apply to {name}: its sequences have a fixed "
+                         "length")
+    if vocab_size and not translation:
+        raise ValueError(f"vocab_size does not apply to {name}: its vocabulary is fixed")
+    options = {"max_length": max_length} if max_length else {}
+    if vocab_size:
+        options["vocab_size"] = vocab_size
+    if translation:
         train, test, symbols, meta = _tfds_translation(name, data_dir, **options)
     else:
         train, test, symbols, meta = TASKS[name](data_dir, **options)
