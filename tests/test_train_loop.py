@@ -274,9 +274,19 @@ def test_an_update_that_overflows_the_parameters_is_never_saved(tmp_path):
 def test_a_label_that_is_no_class_stops_training_naming_labels(tmp_path):
     data = toy_arrays(32, 0)
     data["label"][5] = -1
-    with pytest.raises(NonFiniteError, match="at step 1 .*label outside 0..classes-1"):
+    with pytest.raises(NonFiniteError, match=r"at step 1 .*the first batch's labels run -1..2, "
+                       r"but the model scores 3 classes \(0..2\)"):
         fit(_linear_pair(), [data], {**CONFIG, "num_steps": 2, "warmup_steps": 0},
-            str(tmp_path))
+            str(tmp_path / "a"))
+    data["label"][5] = 9  # a model with too few outputs for the data
+    with pytest.raises(NonFiniteError, match="labels run 0..9, but the model scores 3 classes"):
+        fit(_linear_pair(), [data], {**CONFIG, "num_steps": 2, "warmup_steps": 0},
+            str(tmp_path / "b"))
+    data["label"][5] = 1  # labels fine, the data itself NaN: the generic hint
+    data["image"][0, 0, 0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match=r"label outside 0..classes-1 makes the loss NaN"):
+        fit(_linear_pair(), [data], {**CONFIG, "num_steps": 2, "warmup_steps": 0},
+            str(tmp_path / "c"))
 
 
 def test_another_models_workdir_is_refused_in_one_line(tmp_path):

@@ -262,7 +262,7 @@ class _Trainer:
 
     def _initial_state(self, latest: int | None) -> TrainState:
         """The state in the strategy's layout: fresh, or restored from checkpoint `latest`."""
-        batch = self._example_batch()
+        batch = self.example_batch = self._example_batch()  # kept to diagnose a NaN stop
         self.batch_size = _batch_size(batch)
         self.strategy.check_batch(self.batch_size)
         if latest is None:
@@ -366,7 +366,25 @@ class _Trainer:
             if not finite.all():
                 step = first_step + int(np.argmin(finite))
                 self._stop(f"non-finite loss or gradient at step {step} (in epoch {epoch + 1})",
-                           "or check the data (a label outside 0..classes-1 makes the loss NaN)")
+                           self._data_hint())
+
+    def _data_hint(self) -> str:
+        """After a NaN loss: are the labels classes of the model? (Run only on this path: it
+        traces the model once, on the batch that shaped the state.)"""
+        generic = "or check the data (a label outside 0..classes-1 makes the loss NaN)"
+        batch = self.example_batch
+        labels = np.asarray(batch["targets"] if "targets" in batch else batch.get("label", 0))
+        state = self.strategy.unreplicate(self.state)
+        try:
+            logits = jax.eval_shape(lambda s, b: self.model.apply(
+                s.params, s.model_state, b, train=False, rng=None)[0], state, batch)
+        except Exception:  # pylint: disable=broad-except  # a hint, never a second error
+            return generic
+        classes, low, high = logits.shape[-1], int(labels.min()), int(labels.max())
+        if 0 <= low and high < classes:
+            return generic
+        return (f"or fix the data or the model: the first batch's labels run {low}..{high}, "
+                f"but the model scores {classes} classes (0..{classes - 1})")
 
     def _check_params_finite(self) -> None:
         """Before a save: the flags above cover each step's loss and gradients, but an
