@@ -60,40 +60,68 @@ def _committed_steps(checkpoints: str) -> list[int]:
             if d.isdigit() and os.path.exists(os.path.join(checkpoints, d, "commit_success.txt"))]
 
 
-def test_sigkilled_run_resumes_and_ends_bitwise_equal(tmp_path):
-    script = tmp_path / "killrun.py"
-    script.write_text(SCRIPT)
-    spec = importlib.util.spec_from_file_location("killrun", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    reference = module.run(str(tmp_path / "reference"))
+class Run:
+    """The reference run in this process, and the same script started in a subprocess
+    (0.1 s or `sleep` of data wait per batch) once it has committed checkpoint 8."""
 
-    workdir = tmp_path / "killed"
-    command = [sys.executable, str(script), str(workdir)]
-    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(command + ["0.1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
+    def __init__(self, tmp_path, name: str, sleep: float):
+        script = tmp_path / "killrun.py"
+        script.write_text(SCRIPT)
+        spec = importlib.util.spec_from_file_location("killrun", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.reference = module.run(str(tmp_path / "reference"))
+        self.workdir = tmp_path / name
+        self.command = [sys.executable, str(script), str(self.workdir)]
+        self.env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep +
+                    os.environ.get("PYTHONPATH", "")}
+        self.proc = subprocess.Popen(self.command + [str(sleep)], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while not any(s >= 8 for s in _committed_steps(str(workdir / "checkpoints"))):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        while not any(s >= 8 for s in _committed_steps(str(self.workdir / "checkpoints"))):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(self.proc.stderr.read().decode()[-2000:] or "no "
+                                     "checkpoint within 120 s")
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        proc.kill()
-    assert not (workdir / "params.npz").exists()  # it really died mid-run
-    killed_at = max(_committed_steps(str(workdir / "checkpoints")))
-    assert killed_at < 48
 
-    finished = subprocess.run(command + ["0"], env=env, capture_output=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
-    saved = np.load(workdir / "params.npz")
-    import jax
-    expected = jax.tree_util.tree_flatten_with_path(reference.state.params)[0]
-    assert len(saved.files) == len(expected)
-    for path, value in expected:
-        assert np.array_equal(saved[jax.tree_util.keystr(path)], np.asarray(value)), path
-    log = (workdir / "train.log").read_text()
+    def finish_and_compare(self) -> None:
+        """Runs the same command again (it resumes) and checks every parameter bitwise."""
+        finished = subprocess.run(self.command + ["0"], env=self.env, capture_output=True,
+                                  timeout=300)
+        assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+        saved = np.load(self.workdir / "params.npz")
+        import jax
+        expected = jax.tree_util.tree_flatten_with_path(self.reference.state.params)[0]
+        assert len(saved.files) == len(expected)
+        for path, value in expected:
+            assert np.array_equal(saved[jax.tree_util.keystr(path)], np.asarray(value)), path
+
+
+def test_sigkilled_run_resumes_and_ends_bitwise_equal(tmp_path):
+    run = Run(tmp_path, "killed", 0.1)
+    try:
+        run.proc.send_signal(signal.SIGKILL)
+        assert run.proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        run.proc.kill()
+    assert not (run.workdir / "params.npz").exists()  # it really died mid-run
+    killed_at = max(_committed_steps(str(run.workdir / "checkpoints")))
+    assert killed_at < 48
+    run.finish_and_compare()
+    log = (run.workdir / "train.log").read_text()
     assert f"resuming at step {killed_at}" in log
+
+
+def test_ctrl_c_mid_run_saves_a_checkpoint_and_resumes_bitwise_equal(tmp_path):
+    """The first Ctrl-C is taken between step calls (the loop's SIGINT handler), so the
+    state saved is a step's result, never the donated state a running step was given."""
+    run = Run(tmp_path, "interrupted", 0.02)
+    try:
+        run.proc.send_signal(signal.SIGINT)
+        run.proc.communicate(timeout=60)
+    finally:
+        run.proc.kill()
+    log = (run.workdir / "train.log").read_text()
+    assert "checkpoint saved; run the same command again to resume" in log, log[-1000:]
+    run.finish_and_compare()

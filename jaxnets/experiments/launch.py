@@ -98,6 +98,19 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> int:
         time.sleep(0.2)
 
 
+def settle(procs: list[subprocess.Popen], grace: float) -> None:
+    """Waits up to `grace` seconds for every process to exit by itself (after a Ctrl-C each
+    saves a checkpoint with the others), then stops what is left. A SIGTERM at once would
+    cut into that save: JAX's preemption notifier takes SIGTERM in a multi-process run."""
+    deadline = time.monotonic() + grace
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        try:
+            time.sleep(0.2)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now
+            break
+    stop(procs)
+
+
 def stop(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
     """SIGTERM every running process, SIGKILL what is left after `grace` seconds."""
     for p in procs:
@@ -127,8 +140,8 @@ def main(argv) -> int:
     procs = [start(i, n, port, run_flags, _DEVICES.value) for i in range(n)]
     try:
         return wait_all(procs, _TIMEOUT.value)
-    except KeyboardInterrupt:  # the processes got the Ctrl-C too: give them time to save
-        stop(procs, grace=60.0)
+    except KeyboardInterrupt:  # the processes got the Ctrl-C too: they save, then exit
+        settle(procs, grace=60.0)
         return 130
 
 

@@ -34,6 +34,8 @@ import itertools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 try:
@@ -226,6 +228,7 @@ class _Trainer:
         self.train_sums, self.unlogged, self.unchecked = Metrics.zeros(), 0, collections.deque()
         self.meter, self.examples_seen, self.train_seconds = Throughput(), 0, 0.0
         self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
+        self.interrupt_requested = False  # a Ctrl-C, taken between calls (run)
         self.reporter = Reporter(workdir, name, start_step=self.start_step,
                                  progress=config.progress, primary=parallel.is_primary())
         self.periodic = [(config.log_every_steps, self._log),
@@ -283,9 +286,10 @@ class _Trainer:
     def run(self) -> Result:
         started = time.perf_counter()
         try:
-            self._announce()
-            self.train()
-            self._finish_training()
+            with self._ctrl_c_between_calls():
+                self._announce()
+                self.train()
+                self._finish_training()
             return self._result(time.perf_counter() - started)
         except KeyboardInterrupt:
             self._save_on_interrupt()
@@ -293,6 +297,35 @@ class _Trainer:
         finally:
             self.ckpt.close()
             self.reporter.close()
+
+    @contextlib.contextmanager
+    def _ctrl_c_between_calls(self):
+        """A Ctrl-C that lands while a step runs would lose the state the step was given
+        (donated) before its result is kept: the first one is taken after the call (at the
+        same step on every process), a second one interrupts at once."""
+        self.interrupt_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request(signum, frame):
+            if self.interrupt_requested:
+                raise KeyboardInterrupt
+            self.interrupt_requested = True
+
+        previous = signal.signal(signal.SIGINT, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupt_if_requested(self) -> None:
+        requested = self.interrupt_requested
+        if jax.process_count() > 1:  # all stop after the same call, or their saves differ
+            from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+            requested = bool(np.any(multihost_utils.process_allgather(np.int32(requested))))
+        if requested:
+            raise KeyboardInterrupt
 
     def train(self, calls: int | None = None) -> None:
         """Trains from the current position to total_steps on one stream of batches, read
@@ -310,6 +343,7 @@ class _Trainer:
                 else:
                     self._train_on(item, wait)
                     calls = None if calls is None else calls - 1
+                    self._interrupt_if_requested()
         finally:
             items.close()  # stops the read-ahead
             self._stream = None  # and lets the pipeline go with it
