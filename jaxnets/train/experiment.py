@@ -13,6 +13,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnets.train.config import ConfigError, check_dataset
 from jaxnets.train.loop import Result, fit, make_workdir, only_run_in, resolve_config
@@ -89,9 +90,19 @@ def evaluate_generation(model: Model, result: Result, dataset) -> dict:
     if not hasattr(module, "generate") or not result.eval:
         return {}
     if "source" in dataset.eval or "image" in dataset.eval:
-        return inference.exact_match(module, params, dataset.eval_batches())
+        return _over_processes(inference.exact_match(module, params, dataset.eval_batches()))
     return {"bits_per_char": result.eval["loss"] / math.log(2),
             "samples": inference.sample_text(module, params, dataset.vocab)}
+
+
+def _over_processes(match: dict) -> dict:
+    """Exact match over the whole eval set: each process scored its own shard of it."""
+    if jax.process_count() == 1:
+        return match
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    local = np.array([round(match["exact_match"] * match["sequences"]), match["sequences"]])
+    correct, total = np.asarray(multihost_utils.process_allgather(local)).sum(axis=0)
+    return {"exact_match": float(correct) / max(int(total), 1), "sequences": int(total)}
 
 
 def train_and_evaluate(config, workdir: str) -> Result:
