@@ -246,7 +246,7 @@ def test_one_cpu_device_takes_numpy_batches_straight_into_the_step():
     assert float(step(state, placed)) == 8.0
 
 
-def test_launcher_stops_every_process_when_one_fails_or_time_runs_out():
+def test_launcher_stops_every_process_when_one_fails_or_time_runs_out(capsys):
     from jaxnets.experiments import launch
 
     def procs(*codes):
@@ -255,9 +255,26 @@ def test_launcher_stops_every_process_when_one_fails_or_time_runs_out():
     started = time.monotonic()
     running = procs(sleeper, "raise SystemExit(3)")
     assert launch.wait_all(running, timeout=60) == 3 and running[0].poll() is not None
+    assert "process 1 exited with status 3; the other processes were stopped" in \
+        capsys.readouterr().err
+    running = procs(sleeper, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert launch.wait_all(running, timeout=60) == 1
+    assert "process 1 was killed by signal 9" in capsys.readouterr().err
     assert launch.wait_all(procs(sleeper), timeout=0.5) == launch.TIMED_OUT
     assert launch.wait_all(procs("pass", "pass"), timeout=60) == 0
     assert time.monotonic() - started < 30
+
+
+def test_launcher_refuses_a_port_in_use():
+    import socket
+    from jaxnets.experiments import launch
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"--port={port}: .*give another port"):
+            launch.check_port(port)
+    assert launch.check_port(port) == port  # free again
 
 
 # -- fake devices, in a subprocess -----------------------------------------------------------

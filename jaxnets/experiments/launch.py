@@ -48,6 +48,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def check_port(port: int) -> int:
+    """`port` if nothing listens there (the coordinator would crash on a taken one)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise ValueError(f"--port={port}: {e.strerror}: give another port, or 0 for a "
+                             "free one") from None
+    return port
+
+
 def worker_env(process_id: int, devices: int) -> dict:
     """The environment of process `process_id`: its own devices when `devices` > 0."""
     env = dict(os.environ)
@@ -87,7 +98,11 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> int:
         failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
         if failed:
             stop(procs)
-            return failed[0][1] if failed[0][1] > 0 else 1
+            i, code = failed[0]
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            print(f"error: process {i} {how}; the other processes were stopped (the last "
+                  "checkpoint is kept)", file=sys.stderr)
+            return code if code > 0 else 1
         if all(c == 0 for c in codes):
             return 0
         if time.monotonic() > deadline:
@@ -136,7 +151,7 @@ def main(argv) -> int:
     if reserved:
         raise ValueError(f"the launcher sets {', '.join(reserved)} itself: drop it from the "
                          "run's flags")
-    n, port = _NUM_PROCESSES.value, _PORT.value or free_port()
+    n, port = _NUM_PROCESSES.value, check_port(_PORT.value) if _PORT.value else free_port()
     procs = [start(i, n, port, run_flags, _DEVICES.value) for i in range(n)]
     try:
         return wait_all(procs, _TIMEOUT.value)
