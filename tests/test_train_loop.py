@@ -289,6 +289,16 @@ def test_a_label_that_is_no_class_stops_training_naming_labels(tmp_path):
             str(tmp_path / "c"))
 
 
+def test_a_label_that_is_no_class_in_the_eval_data_is_named(tmp_path):
+    ev = toy_arrays(16, 1)
+    ev["label"][3] = 7
+    result = fit(_linear_pair(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path),
+                 eval_data=[ev])
+    assert np.isnan(result.eval["loss"])
+    assert "the eval loss is not finite: check the eval data (a label outside" in \
+        (tmp_path / "train.log").read_text()
+
+
 def test_another_models_workdir_is_refused_in_one_line(tmp_path):
     fit(_linear_pair(3), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
     with pytest.raises(ConfigError, match=r"step 8 in .* cannot be restored .*another model.s "

@@ -462,6 +462,10 @@ class _Trainer:
         if batches:  # none (e.g. ArrayData without eval arrays): "no eval data", not 0%
             self.last_eval, self.last_eval_step = sums.compute(), self.step
             self.reporter.eval(step=self.step, epoch=self._epochs_done(), metrics=self.last_eval)
+            if not np.isfinite(self.last_eval["loss"]):  # eval has no NaN guard: say why
+                self.reporter.line(
+                    f"[{self.name}] the eval loss is not finite: check the eval data (a label "
+                    "outside 0..classes-1, or a NaN or Inf in an input)")
 
     def _epochs_done(self) -> float:
         """Epochs trained so far, e.g. 2.5 (or the epoch number when its length is unknown)."""
