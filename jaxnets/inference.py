@@ -60,16 +60,17 @@ def exact_matches(generated: np.ndarray, targets: np.ndarray, target_mask: np.nd
     return same.all(axis=1)
 
 
-def exact_match(module, params, batches) -> dict:
-    """Exact-match accuracy of greedy decoding over (padded) eval batches."""
-    correct = total = 0
+def exact_match(module, params, batches, combine=lambda counts: counts) -> dict:
+    """Exact-match accuracy of greedy decoding over (padded) eval batches; `combine` maps
+    the (correct, total) counts first, e.g. to their sums over processes."""
+    counts = np.zeros(2, np.int64)
     for batch in batches:
         length = batch["targets"].shape[1]
         hits = exact_matches(generate(module, params, batch, length), batch["targets"],
                              batch["target_mask"])
         real = batch["mask"] > 0
-        correct += int(hits[real].sum())
-        total += int(real.sum())
+        counts += (int(hits[real].sum()), int(real.sum()))
+    correct, total = (int(c) for c in combine(counts))
     return {"exact_match": correct / max(total, 1), "sequences": total}
 
 
@@ -207,21 +208,16 @@ def load_run(workdir: str) -> Run:
 def _restore_params(workdir: str):
     import orbax.checkpoint as ocp
 
-    from jaxnets.train.checkpoint import RESTORE_ERRORS, is_device_error, unreadable_message
+    from jaxnets.train.checkpoint import explained_restore
 
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     with ocp.CheckpointManager(directory) as manager:
         step = manager.latest_step()
         if step is None:
             raise ValueError(f"{directory} holds no complete checkpoint: train first")
-        try:
+        with explained_restore(manager, step, resume="predict"):
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore()))
-        except RESTORE_ERRORS as e:
-            if is_device_error(e):
-                raise
-            raise ValueError(unreadable_message(directory, step, list(manager.all_steps()),
-                                                e, resume="predict")) from None
     return jax.tree.map(jnp.asarray, restored.state["params"])
 
 

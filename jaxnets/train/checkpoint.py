@@ -24,9 +24,12 @@ same directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import orbax.checkpoint as ocp
+
+from jaxnets.train.config import ConfigError
 
 from jaxnets.train.state import TrainState
 
@@ -66,22 +69,17 @@ class Checkpointer:
 
     def restore_position(self, step: int) -> dict:
         """Only the data position of checkpoint `step` (cheap: reads one JSON)."""
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
+        with explained_restore(self.manager, step):
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
         return dict(restored.position)
 
     def restore(self, step: int, abstract: TrainState) -> TrainState:
         """The state of checkpoint `step`, shaped like `abstract` (from abstract_state)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract.checkpoint_items())))
+        with explained_restore(self.manager, step):
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract.checkpoint_items())))
         return abstract.with_items(dict(restored.state))
-
-    def unreadable(self, step: int, error: Exception, resume: str = "resume") -> str:
-        """One line for checkpoint `step` failing to restore: damaged, or another model's.
-        Re-raises errors of the device (out of memory, a lost peer) as they are."""
-        if is_device_error(error):
-            raise error
-        return unreadable_message(self.directory, step, self.all_steps(), error, resume)
 
     def wait(self) -> None:
         """Blocks until every pending write is committed."""
@@ -91,22 +89,23 @@ class Checkpointer:
         self.manager.close()
 
 
-RESTORE_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)  # orbax, tensorstore
-
-
-def is_device_error(error: Exception) -> bool:
-    """Out of device memory or a lost peer while restoring: not the checkpoint's fault."""
+@contextlib.contextmanager
+def explained_restore(manager, step: int, resume: str = "resume"):
+    """A failed restore of checkpoint `step` (damaged, or another model's shapes and tree)
+    as one ConfigError line naming both ways on; errors of the device (out of memory, a
+    lost peer) pass as they are."""
     import jax  # pylint: disable=g-import-not-at-top
-    return isinstance(error, jax.errors.JaxRuntimeError)
-
-
-def unreadable_message(directory: str, step: int, steps: list[int], error: Exception,
-                       resume: str = "resume") -> str:
-    """Why checkpoint `step` in `directory` does not restore, and the two ways on."""
-    first = (str(error).strip().splitlines() or [""])[0][:200]
-    older = [s for s in steps if s < step]
-    fix = (f"delete {os.path.join(directory, str(step))} to {resume} from step {max(older)}"
-           if older else f"delete {os.path.dirname(directory)} to start over")
-    return (f"checkpoint step {step} in {directory} cannot be restored "
-            f"({type(error).__name__}: {first}): if it is damaged, {fix}; if the workdir "
-            "holds another model's run, pass a new workdir (--workdir)")
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as e:  # orbax, tensorstore
+        if isinstance(e, jax.errors.JaxRuntimeError):
+            raise
+        directory = str(manager.directory)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        older = [s for s in manager.all_steps() if s < step]
+        fix = (f"delete {os.path.join(directory, str(step))} to {resume} from step "
+               f"{max(older)}" if older else f"delete {os.path.dirname(directory)} to start over")
+        raise ConfigError(
+            f"checkpoint step {step} in {directory} cannot be restored "
+            f"({type(e).__name__}: {first}): if it is damaged, {fix}; if the workdir holds "
+            "another model's run, pass a new workdir (--workdir)") from None

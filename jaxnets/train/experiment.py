@@ -90,19 +90,18 @@ def evaluate_generation(model: Model, result: Result, dataset) -> dict:
     if not hasattr(module, "generate") or not result.eval:
         return {}
     if "source" in dataset.eval or "image" in dataset.eval:
-        return _over_processes(inference.exact_match(module, params, dataset.eval_batches()))
+        return inference.exact_match(module, params, dataset.eval_batches(),
+                                     combine=_summed_over_processes)
     return {"bits_per_char": result.eval["loss"] / math.log(2),
             "samples": inference.sample_text(module, params, dataset.vocab)}
 
 
-def _over_processes(match: dict) -> dict:
-    """Exact match over the whole eval set: each process scored its own shard of it."""
+def _summed_over_processes(counts: np.ndarray) -> np.ndarray:
+    """Counts summed over every process (each scored its own shard of the eval set)."""
     if jax.process_count() == 1:
-        return match
+        return counts
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    local = np.array([round(match["exact_match"] * match["sequences"]), match["sequences"]])
-    correct, total = np.asarray(multihost_utils.process_allgather(local)).sum(axis=0)
-    return {"exact_match": float(correct) / max(int(total), 1), "sequences": int(total)}
+    return np.asarray(multihost_utils.process_allgather(counts)).sum(axis=0)
 
 
 def train_and_evaluate(config, workdir: str) -> Result:

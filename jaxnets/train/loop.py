@@ -50,7 +50,7 @@ import numpy as np
 
 from jaxnets import parallel, runtime_options
 from jaxnets.train import config as config_lib
-from jaxnets.train.checkpoint import RESTORE_ERRORS, Checkpointer
+from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.inputs import EPOCH_END, Inputs, as_inputs, epoch_stream
 from jaxnets.train.losses import Metrics
 from jaxnets.train.model_api import Model, as_model
@@ -117,8 +117,7 @@ def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = T
                 f"pass a new workdir (--workdir), or delete {workdir} to start over")
     if not primary:
         return
-    os.makedirs(workdir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:  # other processes may be reading it
+    with open(path + ".tmp", "w") as f:  # fit made the workdir (make_workdir)  # other processes may be reading it
         json.dump(current, f, indent=1)
     os.replace(path + ".tmp", path)
 
@@ -206,17 +205,17 @@ class _Trainer:
         self.steps_per_epoch, self.total_steps = _plan(config, inputs)
         self.tx, self.schedule = make_optimizer(config, self.total_steps)
         self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-        latest = self.ckpt.latest_step()
-        _check_workdir(workdir, config, latest is not None, parallel.is_primary())
-        pos = (self._restore_position(latest) if latest is not None
-               else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
-        self.step, self.epoch = pos["step"], pos["epoch"]
-        self.batch_in_epoch = pos["batch_in_epoch"]
-        self.start_step = self.step
-        self._stream = None  # the run's batches (epoch_stream), opened to shape the state
-        try:
+        try:  # a config or checkpoint that does not fit: release orbax's threads
+            latest = self.ckpt.latest_step()
+            _check_workdir(workdir, config, latest is not None, parallel.is_primary())
+            pos = (self.ckpt.restore_position(latest) if latest is not None
+                   else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
+            self.step, self.epoch = pos["step"], pos["epoch"]
+            self.batch_in_epoch = pos["batch_in_epoch"]
+            self.start_step = self.step
+            self._stream = None  # the run's batches (epoch_stream), opened to shape the state
             self.state = self._initial_state(latest)
-        except BaseException:  # e.g. another model's checkpoint: release orbax's threads
+        except BaseException:
             self.ckpt.close()
             raise
         self.train_fn = self.strategy.compile_train()  # a Stacked group when k > 1
@@ -256,13 +255,6 @@ class _Trainer:
                 return batch
         raise ValueError("the training data gave no batches: check the data, or its batch_size")
 
-    def _restore_position(self, step: int) -> dict:
-        try:
-            return self.ckpt.restore_position(step)
-        except RESTORE_ERRORS as e:
-            self.ckpt.close()
-            raise config_lib.ConfigError(self.ckpt.unreadable(step, e)) from None
-
     def _initial_state(self, latest: int | None) -> TrainState:
         """The state in the strategy's layout: fresh, or restored from checkpoint `latest`."""
         batch = self.example_batch = self._example_batch()  # kept to diagnose a NaN stop
@@ -274,10 +266,7 @@ class _Trainer:
             return self.strategy.put_state(state)
         abstract = abstract_state(self.model, self.tx, batch)
         self.num_params = count_params(abstract.params)
-        try:
-            state = self.ckpt.restore(latest, self.strategy.restore_target(abstract))
-        except RESTORE_ERRORS as e:  # damaged, or shapes and tree of another model
-            raise config_lib.ConfigError(self.ckpt.unreadable(latest, e)) from None
+        state = self.ckpt.restore(latest, self.strategy.restore_target(abstract))
         assert int(state.step) == self.step, (int(state.step), self.step)
         return self.strategy.replicate(state)
 
