@@ -4,6 +4,7 @@
     python experiments/benchmarks/probes.py --probe=conv_batch   # CONV1 ms per example by batch
     python experiments/benchmarks/probes.py --probe=alexnet      # AlexNet step: conv methods
     python experiments/benchmarks/probes.py --probe=pool         # LeNet step: POOL forms
+    python experiments/benchmarks/probes.py --probe=conv_parts   # AlexNet CONVs: fwd, dx, dW
 
 Medians of interleaved repetitions (jaxnets/benchmark/timing.py), malloc tuned as in
 training (jaxnets/runtime_options.py).
@@ -79,6 +80,31 @@ def alexnet():
               f"({stat.median * 1e3:.0f} ms per step)")
 
 
+def conv_parts():
+    """GFLOP/s of each AlexNet CONV's three products at batch 16 (as training runs them):
+    the forward conv, the input gradient and the weight gradient (random cotangents)."""
+    module = workloads.build("alexnet").module
+    batch, key = 16, jax.random.key(0)
+    for layer, in_shape, out_shape in cnn.layer_shapes(module.layers, module.input_shape):
+        if not isinstance(layer, cnn.Conv):
+            continue
+        k_x, k_w, k_dy = jax.random.split(jax.random.fold_in(key, layer.features), 3)
+        x = jax.random.normal(k_x, (batch, *in_shape))
+        w = jax.random.normal(k_w, (layer.window, layer.window, in_shape[-1],
+                                    layer.features)) * 0.05
+        dy = jax.random.normal(k_dy, (batch, *out_shape))
+        conv = functools.partial(cnn.conv2d, stride=layer.stride, padding=layer.padding,
+                                 impl=cnn.conv_method(x.shape, w.shape, layer.stride,
+                                                      layer.padding))
+        parts = {"forward": jax.jit(conv),
+                 "input grad": jax.jit(lambda x, w, c=conv: jax.vjp(lambda x: c(x, w), x)[1](dy)[0]),
+                 "weight grad": jax.jit(lambda x, w, c=conv: jax.vjp(lambda w: c(x, w), w)[1](dy)[0])}
+        gflop = 2 * batch * layer.flops(in_shape) / 1e9
+        for name, fn in parts.items():
+            t = ms(fn, x, w)
+            print(f"{layer.name} {name:11s} {t:6.1f} ms  {gflop / t * 1e3:4.0f} GFLOP/s")
+
+
 def _pool_variant(forward, backward):
     """A max_pool(x, window, stride) with the given forward and custom backward."""
     @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -131,12 +157,12 @@ def pool():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet", "pool"],
-                        required=True)
+    parser.add_argument("--probe", choices=["lrn", "conv_batch", "alexnet", "pool",
+                                            "conv_parts"], required=True)
     args = parser.parse_args()
     runtime_options.tune_host()
     {"lrn": lrn, "conv_batch": conv_batch, "alexnet": alexnet,
-     "pool": pool}[args.probe]()
+     "pool": pool, "conv_parts": conv_parts}[args.probe]()
 
 
 if __name__ == "__main__":
