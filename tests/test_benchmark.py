@@ -271,17 +271,40 @@ def test_max_pool_equals_reduce_window_and_its_gradient(shape, window, stride):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape, window, stride", [
+    ((2, 8, 8, 3), 2, 2), ((2, 13, 13, 3), 3, 2), ((1, 6, 9, 2), 3, 3)])
+def test_max_pool_gradient_splits_dy_among_tied_inputs(shape, window, stride):
+    x = jnp.round(jnp.maximum(jax.random.normal(jax.random.key(2), shape), 0.0))
+    x = x.at[:, :4, :4].set(0.5)  # a few values only: many windows tie, some wholly
+    y, pull = jax.vjp(lambda x: cnn.max_pool(x, window, stride), x)
+    dy = jax.random.normal(jax.random.key(3), y.shape)
+    x, y, dy = np.asarray(x), np.asarray(y), np.asarray(dy)
+    expected = np.zeros_like(x)  # each window's dy, shared by the inputs equal to its max
+    for b, o, p, c in np.ndindex(y.shape):
+        rows, cols = slice(o * stride, o * stride + window), slice(p * stride, p * stride + window)
+        ties = x[b, rows, cols, c] == y[b, o, p, c]
+        expected[b, rows, cols, c] += np.where(ties, dy[b, o, p, c] / ties.sum(), 0.0)
+    assert (expected != 0).sum() > np.count_nonzero(dy)  # the test has ties to split
+    np.testing.assert_allclose(pull(jnp.asarray(dy))[0], expected, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("layers, shape", [
     (lenet_layers(10), (32, 32, 1)),
     (alexnet_layers()[:10], (67, 67, 3)),  # AlexNet's CONV/POOL/NORM part, on a small image
 ])
-def test_fast_cnn_equals_the_xla_reference_model(layers, shape):
+@pytest.mark.parametrize("background", [False, True])
+def test_fast_cnn_equals_the_xla_reference_model(layers, shape, background):
     model = cnn.SequentialCNN(layers, shape)
     reference = dataclasses.replace(model, layers=tuple(
         dataclasses.replace(layer, impl="xla") if hasattr(layer, "impl") else layer
         for layer in model.layers))
     x = jax.random.normal(jax.random.key(1), (2, *model.input_shape))
     variables = jax.jit(model.init)(jax.random.key(0), x)
+    if background:  # a blank half and positive biases: whole pooling windows tie
+        x = x.at[:, :, :shape[1] // 2].set(0.0)
+        variables = jax.tree_util.tree_map_with_path(
+            lambda path, v: jnp.full_like(v, 0.1) if "bias" in jax.tree_util.keystr(path)
+            else v, variables)
     shapes = lambda m: jax.tree.map(jnp.shape, jax.eval_shape(m.init, jax.random.key(0), x))  # noqa: E731
     assert shapes(model) == shapes(reference)  # the same parameters (values: test below)
 
