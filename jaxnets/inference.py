@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxnets.data import sequence_tasks
 from jaxnets.data.sequence_tasks import EOS
+from jaxnets.train.config import read_json
 
 MODEL_FILE = "model.json"
 VOCAB_FILE = "vocab.json"
@@ -191,10 +192,8 @@ def load_run(workdir: str) -> Run:
         if not os.path.exists(path):
             raise ValueError(f"{workdir} has no {name}: is it the --workdir of a finished "
                              "`python -m jaxnets.experiments.run`?")
-    with open(paths["config.json"]) as f:
-        config = json.load(f)
-    with open(paths[MODEL_FILE]) as f:
-        spec = json.load(f)
+    fix = "this run cannot be loaded: train it again in a new workdir (--workdir)"
+    config, spec = read_json(paths["config.json"], fix), read_json(paths[MODEL_FILE], fix)
     sizes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["sizes"].items()}
     model = build_model(spec["model"], model_kwargs=spec["model_kwargs"], **sizes,
                         dtype=None if spec["dtype"] == "float32" else jnp.dtype(spec["dtype"]))
@@ -224,8 +223,8 @@ def _restore_params(workdir: str):
 def _load_vocab(path: str):
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        saved = json.load(f)
+    saved = read_json(path, "the run's token ids are lost: train it again in a new "
+                            "workdir (--workdir)")
     if "symbols" in saved:
         return sequence_tasks.Symbols.load(path)
     from jaxnets.data.tokenizer import Vocabulary

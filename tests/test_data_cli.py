@@ -59,6 +59,19 @@ def test_describe_shows_sizes_balance_and_examples():
     assert cli.show_examples(builder, spec, 2).count("\n  [") == 2
 
 
+def test_describe_marks_a_split_whose_labels_are_withheld(monkeypatch):
+    from jaxnets.data import __main__ as cli
+    from jaxnets.data import catalog, public
+
+    builder = public.prepared_builder("rt_sentences", data_fixtures.prepared_data_dir())
+    test_labels = np.full(7, -1)  # as GLUE's test splits: -1 for every example
+    monkeypatch.setattr(cli, "labels_of", lambda b, spec, split: (
+        test_labels if split == "test" else np.array([0, 1, 1])))
+    lines = cli.describe(builder, catalog.SPECS["rt_sentences"]).splitlines()
+    assert any(line.split() == ["test", "7", "examples:", "unlabelled"] for line in lines)
+    assert any("3 examples: negative 1 (33.3%)" in line for line in lines)
+
+
 def test_ascii_art_has_one_char_per_pixel_column():
     image = np.zeros((28, 28, 1), np.uint8)
     image[10:20, 10:20] = 255

@@ -227,6 +227,22 @@ def test_saved_vocabulary_gives_the_same_ids(data_dir, tmp_path):
     assert a["lengths"].max() <= 6  # truncated
 
 
+def test_a_run_keeps_its_saved_vocabulary_only_when_it_resumes(data_dir, tmp_path):
+    from jaxnets.experiments import presets
+    from jaxnets.train.experiment import load_dataset
+    config = presets.build_config("rnn_sentiment", overrides={
+        "data_dir": data_dir, "vocab_size": 30, "max_length": 6})
+    stale = data.Vocabulary(["<pad>", "<unk>", "stale"])  # left by a run that never saved
+    stale.save(tmp_path / "vocab.json")
+    assert len(load_dataset(config, str(tmp_path), resuming=True).vocab) == 3
+    fresh = load_dataset(config, str(tmp_path), resuming=False).vocab
+    assert len(fresh) == 30  # built from the data again, and saved for a resume
+    assert data.Vocabulary.load(tmp_path / "vocab.json").tokens == fresh.tokens
+    (tmp_path / "vocab.json").write_text('{"tokens": [')
+    with pytest.raises(ValueError, match=r"vocab.json is damaged .*new workdir"):
+        load_dataset(config, str(tmp_path), resuming=True)
+
+
 def test_length_buckets_cut_each_batch_to_its_bucket(data_dir):
     ds = sentences(data_dir, batch_size=2, eval_batch_size=1, length_buckets=(8, 12))
     widths = collections.Counter()

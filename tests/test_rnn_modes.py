@@ -99,6 +99,31 @@ def test_prediction_reproduces_evaluation(translate_run):
     assert f"1,000 examples, {result.eval['scored']:,} tokens" in result.summary_line
 
 
+def test_a_refused_resume_leaves_the_finished_run_as_it_was(translate_run):
+    from jaxnets import inference
+    from jaxnets.experiments import presets
+    from jaxnets.train import ConfigError, train_and_evaluate
+    workdir, _ = translate_run
+    names = [n for n in sorted(os.listdir(workdir)) if n.endswith(".json")]
+    before = {n: open(os.path.join(workdir, n), encoding="utf-8").read() for n in names}
+    other = presets.build_config("rnn_translate", {"steps": 300},
+                                 {"progress": False, "model_kwargs.hidden_size": 64})
+    with pytest.raises(ConfigError, match="holds a run with another config"):
+        train_and_evaluate(other, workdir)
+    assert {n: open(os.path.join(workdir, n), encoding="utf-8").read() for n in names} == before
+    assert "model.json" in names and inference.load_run(workdir).translate("12")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"cell": "foo"}, "unknown cell 'foo'"), ({"hidden_size": 0}, "hidden_size=0"),
+    ({"dropout": 1.5}, "dropout=1.5: must be a dropout rate in [0, 1)")])
+def test_an_rnn_that_cannot_work_is_refused_when_built(fields, message):
+    from jaxnets.train import ConfigError
+    from jaxnets.train.model_api import build_model
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_model("rnn_classifier", model_kwargs=fields, vocab_size=20, num_classes=2)
+
+
 def train_like(arrays):
     return {k: v[:64] for k, v in arrays.items()}
 

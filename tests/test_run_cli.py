@@ -44,6 +44,9 @@ BAD_FLAGS = [
     (["--learning_rate=nan"], "learning_rate must be a finite number > 0, got nan"),
     (["--config.eval_batch_size=-2"], "eval_batch_size must be >= 0"),
     (["--model=:make"], "custom model ':make': give it as package.module:factory"),
+    (["--config.schedule=step", "--config.step_boundaries=abc"],
+     "step_boundaries must be increasing fractions of the run in (0, 1)"),
+    (["--config.step_boundaries=(2.0,)"], "step_boundaries must be increasing fractions"),
 ]
 
 
@@ -60,7 +63,11 @@ def test_bad_flag_is_one_line_naming_it_with_exit_status_2(args, message, tmp_pa
 
 LATE_ERRORS = [  # found once JAX runs or the model is built: still one line, exit 2
     (["--model=rnn_translate", "--steps=2", "--workdir=FILE"],
-     "cannot create it (a file is in the way): give a writable directory"),
+     "cannot write in it (a file is in the way): give a writable directory"),
+    (["--model=rnn_translate", "--steps=2", "--workdir=/proc/self"],  # exists, not writable
+     "workdir /proc/self: cannot write in it"),
+    (["--model=rnn_translate", "--steps=2", "--config.model_kwargs.cell=foo"],
+     "unknown cell 'foo'; choose one of: vanilla, lstm, gru"),
     (["--model=lenet_mnist", "--config.smoke=True", "--config.image_shape=(8,8,1)"],
      "CONV2: window 5 is larger than the padded input 2"),
     (["--model=lenet_mnist", "--steps=5"],
@@ -88,6 +95,12 @@ def test_ctrl_c_ends_with_status_130_and_no_traceback():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_smoke_run_has_its_own_default_workdir():
+    assert presets.default_workdir(presets.build_config("lenet_mnist")) == "runs/lenet_mnist"
+    smoke = presets.build_config("lenet_mnist", overrides={"smoke": True})
+    assert presets.default_workdir(smoke) == "runs/lenet_mnist_smoke"
 
 
 def test_model_list_prints_one_line_per_preset():

@@ -1,6 +1,7 @@
 """The training engine's parts: masked losses and metrics, optax table, model adapters, data."""
 
 import itertools
+import re
 
 import flax.linen as nn
 import jax
@@ -294,6 +295,27 @@ def test_array_data_epochs_are_reproducible_different_and_resumable():
             for b in data.train_epoch(0, start_step=2)]
     assert first == again and first != other and tail == first[2:]
     assert data.steps_per_epoch == 5 == len(first)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 0}, "batch_size=0: must be a positive integer"),
+    ({"batch_size": -1}, "batch_size=-1: must be a positive integer"),
+    ({"batch_size": 4, "eval_batch_size": 0}, "eval_batch_size=0: must be a positive integer"),
+    ({"batch_size": 4, "process_index": 5, "process_count": 2}, "process_index=5"),
+    ({"batch_size": 4, "eval": {}}, "a split is an empty dict"),
+])
+def test_array_data_refuses_sizes_that_cannot_work(kwargs, message):
+    kwargs = {"eval": None, **kwargs}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArrayData(_arrays(20), **kwargs)
+
+
+def test_array_data_refuses_a_start_step_outside_the_epoch_at_once():
+    data = ArrayData(_arrays(20), None, batch_size=4)
+    for start in (-1, 6):
+        with pytest.raises(ValueError, match=rf"start_step={start} is outside 0..5"):
+            data.train_epoch(0, start_step=start)  # raised before the first batch
+    assert list(data.train_epoch(0, start_step=5)) == []
 
 
 def test_array_data_batches_do_not_depend_on_how_many_rows_are_gathered_at_once():

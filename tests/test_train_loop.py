@@ -121,7 +121,8 @@ def test_crash_resumes_mid_epoch_from_the_last_periodic_checkpoint(tmp_path, ref
             workdir)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     assert ckpt.latest_step() == 10
-    assert ckpt.restore_position(10) == {"step": 10, "epoch": 1, "batch_in_epoch": 2}
+    assert ckpt.restore_position(10) == {"step": 10, "epoch": 1, "batch_in_epoch": 2,
+                                        "process_count": 1}
     resumed = fit(TinyNet(), toy_data(), CONFIG, workdir)
     assert leaves_equal(resumed.state.params, reference.state.params)
 
@@ -306,7 +307,8 @@ def test_another_models_workdir_is_refused_in_one_line(tmp_path):
         fit(_linear_pair(5), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
 
 
-def test_a_damaged_checkpoint_is_named_and_the_one_before_it_still_resumes(tmp_path):
+@pytest.mark.parametrize("damage", ["overwrite", "truncate"])
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_still_resumes(tmp_path, damage):
     import shutil
     workdir = str(tmp_path)
     fit(TinyNet(), toy_data(), CONFIG, workdir)
@@ -314,13 +316,50 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_still_resumes(tmp_p
     files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(newest, "state"))
              for f in fs]
     biggest = max(files, key=os.path.getsize)
-    with open(biggest, "r+b") as f:  # damage the array data, keep the file's size
-        f.write(np.random.default_rng(0).bytes(os.path.getsize(biggest)))
+    with open(biggest, "r+b") as f:
+        if damage == "overwrite":  # the array data garbled, the file's size kept
+            f.write(np.random.default_rng(0).bytes(os.path.getsize(biggest)))
+        else:  # cut short (tensorstore then raises a plain Exception)
+            f.truncate(10)
     with pytest.raises(ConfigError, match=r"step 24 .*cannot be restored.*if it is damaged, "
                        r"delete .*checkpoints/24 to resume from step 20"):
         fit(TinyNet(), toy_data(), CONFIG, workdir)
     shutil.rmtree(newest)
     assert fit(TinyNet(), toy_data(), CONFIG, workdir).summary["step"] == 24
+
+
+def test_a_damaged_config_json_is_named_with_the_ways_on(tmp_path):
+    fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    (tmp_path / "config.json").write_text('{"batch_si')
+    with pytest.raises(ConfigError, match=r"config.json is damaged .*delete it to resume"):
+        fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    os.remove(tmp_path / "config.json")
+    assert fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path)).summary[
+        "start_step"] == 8
+
+
+def test_a_checkpoint_of_another_number_of_processes_is_refused(tmp_path):
+    from jaxnets.train.loop import _resumable_position
+    fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+    position = ckpt.restore_position(ckpt.latest_step())
+    ckpt.close()
+    assert position == {"step": 8, "epoch": 0, "batch_in_epoch": 8, "process_count": 1}
+    assert _resumable_position(position, 8, "w") == position
+    with pytest.raises(ConfigError, match=r"step 8 in w was written by 2 process\(es\), this "
+                       r"run has 1: resume it with 2 .*--num_processes"):
+        _resumable_position({**position, "process_count": 2}, 8, "w")
+    del position["process_count"]  # written before the count was recorded: one process
+    assert _resumable_position(position, 8, "w") == position
+
+
+def test_a_workdir_that_cannot_be_written_is_one_line(tmp_path):
+    from jaxnets.train.loop import make_workdir
+    with pytest.raises(ConfigError, match=r"/proc/self: cannot write in it .*writable"):
+        make_workdir("/proc/self")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match=r"cannot write in it \(a file is in the way\)"):
+        make_workdir(str(tmp_path / "afile"))
 
 
 def test_a_workdir_in_use_by_another_run_is_refused(tmp_path):

@@ -69,7 +69,11 @@ def describe(builder, spec) -> str:
     names = builder.info.features["label"].names
     lines = [f"{spec.name} {builder.info.version} in {builder.data_dir}", spec.description]
     for split in builder.info.splits:
-        counts = np.bincount(labels_of(builder, spec, split), minlength=len(names))
+        labels = np.asarray(labels_of(builder, spec, split))
+        if (labels < 0).all():  # e.g. GLUE's test splits: labels withheld (-1)
+            lines.append(f"  {split:10s} {len(labels):7,} examples: unlabelled")
+            continue
+        counts = np.bincount(labels[labels >= 0], minlength=len(names))
         total = counts.sum()
         balance = ", ".join(f"{name} {count:,} ({count / max(total, 1):.1%})"
                             for name, count in zip(names, counts))

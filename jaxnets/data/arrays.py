@@ -18,10 +18,23 @@ import numpy as np
 
 
 def _rows(arrays: dict[str, np.ndarray]) -> int:
+    if not arrays:
+        raise ValueError("a split is an empty dict: give it arrays (e.g. 'image' and "
+                         "'label'), or None for no eval data")
     sizes = {k: len(v) for k, v in arrays.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"arrays must share their first dimension, got {sizes}")
     return next(iter(sizes.values()))
+
+
+def _check_sizes(batch_size, eval_batch_size, process_index, process_count) -> None:
+    for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name}={value!r}: must be a positive integer")
+    if not (isinstance(process_count, (int, np.integer)) and process_count >= 1
+            and 0 <= process_index < process_count):
+        raise ValueError(f"process_index={process_index!r}, process_count={process_count!r}: "
+                         "need 0 <= process_index < process_count")
 
 
 def _shard(arrays: dict[str, np.ndarray], index: int, count: int) -> dict[str, np.ndarray]:
@@ -62,6 +75,7 @@ class ArrayData:
                  process_index: int = 0, process_count: int = 1, name: str = "arrays",
                  kind: str = "arrays", num_classes: int | None = None,
                  input_shape: tuple | None = None, vocab=None, source_vocab=None):
+        _check_sizes(batch_size, eval_batch_size, process_index, process_count)
         train = {k: np.asarray(v) for k, v in train.items()}
         eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
         total_train, total_eval = _rows(train), (0 if eval is None else _rows(eval))
@@ -89,6 +103,12 @@ class ArrayData:
         slices: one numpy fancy-index per key and batch cost more than a small model's
         step spends computing (rnn_translate: ~4% of its 1 ms step).
         """
+        if not 0 <= start_step <= self.steps_per_epoch:  # now, not at the first batch
+            raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
+                             f"(steps_per_epoch of {self.name})")
+        return self._epoch(epoch, start_step)
+
+    def _epoch(self, epoch: int, start_step: int) -> Iterator[dict]:
         order = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
         mask = np.ones(self.batch_size, np.float32)
         mask.flags.writeable = False  # shared by every batch

@@ -76,8 +76,12 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Reads a vocabulary written by `save`; refuses one made by another tokenizer."""
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is damaged ({e}): the run's token ids are lost; "
+                             "train again in a new workdir (--workdir)") from None
         if saved.get("tokenizer") != TOKENIZER:
             raise ValueError(
                 f"{path} was written for tokenizer {saved.get('tokenizer')!r}, but this "

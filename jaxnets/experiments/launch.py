@@ -108,7 +108,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> int:
         if time.monotonic() > deadline:
             stop(procs)
             print(f"error: the run did not finish within --timeout={timeout:g} s; every "
-                  "process was stopped (its last checkpoint is kept)", file=sys.stderr)
+                  "process was stopped (any checkpoint already written is kept)", file=sys.stderr)
             return TIMED_OUT
         time.sleep(0.2)
 

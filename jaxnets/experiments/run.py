@@ -35,7 +35,8 @@ _MODEL = flags.DEFINE_string(
     "model", "lenet_mnist", "A preset (--model=list shows them) or package.module:factory "
     "for your own model (a flax module or an (init, apply) pair).")
 _DATASET = flags.DEFINE_string("dataset", None, "A jaxnets.data dataset, e.g. mnist5k, mnist.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Logs and checkpoints (default runs/<preset>).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Logs and checkpoints (default runs/<preset>, runs/<preset>_smoke "
+    "for --config.smoke=True).")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Train for this many epochs.", lower_bound=1)
 _STEPS = flags.DEFINE_integer("steps", None, "Train for this many steps (wins over epochs).",
                               lower_bound=1)
@@ -81,7 +82,7 @@ def main(argv) -> int:
     if _NUM_DEVICES.value is not None:
         config.num_devices = _NUM_DEVICES.value
     validate(config)
-    workdir = _WORKDIR.value or os.path.join("runs", config.preset)
+    workdir = _WORKDIR.value or presets.default_workdir(config)
 
     from jaxnets import runtime_options
     runtime_options.tune_host()  # before JAX starts: malloc reuse, programs on this thread

@@ -32,6 +32,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _recurrent_init = nn.initializers.orthogonal()
 
@@ -161,6 +162,27 @@ def _cast(a, dtype):
     return a if dtype is None else a.astype(dtype)
 
 
+_SIZES = ("vocab_size", "source_vocab_size", "target_vocab_size", "num_classes", "embed_dim",
+          "hidden_size")
+_RATES = ("dropout", "embed_dropout")
+
+
+def check_fields(module: nn.Module) -> None:
+    """Raises a ValueError naming a field of an RNN module that cannot work (an unknown
+    cell, a size below 1, a dropout rate outside [0, 1)), when the module is made
+    rather than deep inside its first call."""
+    for name in _SIZES:
+        value = getattr(module, name, 1)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be a positive integer")
+    for name in _RATES:
+        value = getattr(module, name, 0.0)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name}={value!r}: must be a dropout rate in [0, 1)")
+    if getattr(module, "cell", "vanilla") not in CELLS:
+        raise ValueError(f"unknown cell {module.cell!r}; choose one of: {', '.join(CELLS)}")
+
+
 def make_cell(kind: str, hidden_size: int, name: str = "cell", dtype=None) -> nn.Module:
     try:
         return CELLS[kind](hidden_size, dtype=dtype, name=name)
@@ -271,6 +293,10 @@ class RNN(nn.Module):
     hidden_size: int
     cell: str = "vanilla"
     dtype: Any = None        # computation dtype; params stay float32
+
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
 
     def setup(self):
         self.step_cell = make_cell(self.cell, self.hidden_size, dtype=self.dtype)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.models import cnn
-from jaxnets.models.rnn import RNN, length_mask
+from jaxnets.models.rnn import RNN, check_fields, length_mask
 
 
 class RNNClassifier(nn.Module):
@@ -39,6 +39,10 @@ class RNNClassifier(nn.Module):
     dropout: float = 0.0         # on the final hidden state, in training
     embed_dropout: float = 0.0   # on the word vectors, in training
     dtype: Any = None
+
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, tokens, lengths, *, train: bool = False):
@@ -125,6 +129,10 @@ class RNNLanguageModel(nn.Module):
     bos_id: int = 1
     dtype: Any = None
 
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
+
     def setup(self):
         self.decoder = Decoder(self.vocab_size, self.embed_dim, self.hidden_size,
                                self.cell, dtype=self.dtype)
@@ -171,6 +179,10 @@ class RNNCaptioner(nn.Module):
     bos_id: int = 1
     dtype: Any = None
 
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
+
     def setup(self):
         self.encoder = cnn.SequentialCNN(_encoder_layers(self.hidden_size),
                                          tuple(self.input_shape), dtype=self.dtype)
@@ -206,6 +218,10 @@ class Seq2Seq(nn.Module):
     cell: str = "vanilla"
     bos_id: int = 1
     dtype: Any = None
+
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
 
     def setup(self):
         self.source_embed = nn.Embed(self.source_vocab_size, self.embed_dim, dtype=self.dtype)

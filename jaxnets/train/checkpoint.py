@@ -2,7 +2,7 @@
 
 Each checkpoint is a directory `<workdir>/checkpoints/<step>/` holding two
 items: `state` (step, params, opt_state, model_state, rng; StandardSave) and
-`position` (`{"step", "epoch", "batch_in_epoch"}`; JSON). Resuming means:
+`position` (`{"step", "epoch", "batch_in_epoch", "process_count"}`; JSON). Resuming means:
 restore both, call the data's `train_epoch(epoch)` and skip `batch_in_epoch`
 batches.
 
@@ -16,7 +16,9 @@ finite before saving it.
 Devices and processes: the loop saves one copy of the state, replicated on
 its devices (`Strategy.unreplicate` in jaxnets/parallel.py), and restores into
 that layout (`Strategy.restore_target`), so a run may resume under another
-strategy or device count. With several processes every process calls `save`
+strategy or device count, but not another number of processes (each reads
+its own shard of the data: the position would point elsewhere; refused by
+loop._resumable_position). With several processes every process calls `save`
 and `restore` (orbax coordinates them): process 0 writes the metadata and
 the position, each array is written once, and all processes must see the
 same directory.
@@ -32,6 +34,16 @@ import orbax.checkpoint as ocp
 from jaxnets.train.config import ConfigError
 
 from jaxnets.train.state import TrainState
+
+
+def saved_steps(directory: str) -> list[int]:
+    """The steps of the complete checkpoints in `directory`, found without creating or
+    changing anything there (none if it does not exist)."""
+    if not os.path.isdir(directory):
+        return []
+    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+    with ocp.CheckpointManager(os.path.abspath(directory), options=options) as manager:
+        return list(manager.all_steps())
 
 
 class Checkpointer:
@@ -97,8 +109,8 @@ def explained_restore(manager, step: int, resume: str = "resume"):
     import jax  # pylint: disable=g-import-not-at-top
     try:
         yield
-    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as e:  # orbax, tensorstore
-        if isinstance(e, jax.errors.JaxRuntimeError):
+    except Exception as e:  # orbax and tensorstore raise many kinds, some plain Exception
+        if isinstance(e, (jax.errors.JaxRuntimeError, MemoryError, ConfigError)):
             raise
         directory = str(manager.directory)
         first = (str(e).strip().splitlines() or [""])[0][:200]

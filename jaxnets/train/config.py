@@ -8,6 +8,7 @@ size, steps per epoch) are computed, not written back.
 
 from __future__ import annotations
 
+import json
 import math
 
 import ml_collections
@@ -28,6 +29,16 @@ PLACEMENT_FIELDS = ("parallel", "num_devices", "steps_per_call")
 
 class ConfigError(ValueError):
     """A bad config or flag value; the message says which and what to use instead."""
+
+
+def read_json(path: str, fix: str):
+    """The JSON in `path` (a run's config.json, model.json, vocabulary); a damaged file
+    is a ConfigError naming it and `fix`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is damaged ({e}): {fix}") from None
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -100,6 +111,17 @@ def _check_choice(config, field: str, choices) -> None:
         raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
 
 
+def _check_step_schedule(config) -> None:
+    """step_boundaries: increasing fractions of the run in (0, 1); step_factor > 0."""
+    bounds = tuple(config.step_boundaries)
+    numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    if not (numbers and all(0 < b < 1 for b in bounds) and list(bounds) == sorted(bounds)):
+        raise ConfigError(f"step_boundaries must be increasing fractions of the run in "
+                          f"(0, 1), e.g. '(0.5, 0.75)'; got {bounds!r}")
+    if not 0 < config.step_factor < math.inf:
+        raise ConfigError(f"step_factor must be a finite number > 0, got {config.step_factor}")
+
+
 def validate(config) -> None:
     """Raises ConfigError naming the first bad field and the valid values."""
     _check_choice(config, "optimizer", OPTIMIZERS)
@@ -130,6 +152,7 @@ def validate(config) -> None:
     for field in ("momentum", "b2"):
         if not 0 <= config[field] < 1:
             raise ConfigError(f"{field} must be in [0, 1), got {config[field]}")
+    _check_step_schedule(config)
 
 
 def check_dataset(name: str) -> None:

@@ -15,16 +15,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.train.checkpoint import saved_steps
 from jaxnets.train.config import ConfigError, check_dataset
-from jaxnets.train.loop import Result, fit, make_workdir, only_run_in, resolve_config
+from jaxnets.train.loop import (Result, fit, make_workdir, only_run_in, refuse_another_config,
+                                 resolve_config)
 from jaxnets.train.model_api import Model, build_model
 
 VOCAB_FILE = "vocab.json"
 SOURCE_VOCAB_FILE = "source_vocab.json"
 
 
-def load_dataset(config, workdir: str):
-    """`jaxnets.data.get_dataset` for `config`; a text run reuses its saved vocabulary."""
+def load_dataset(config, workdir: str, resuming: bool = False):
+    """`jaxnets.data.get_dataset` for `config`; a resumed text run reuses its saved
+    vocabulary (the checkpoint's token ids), a new run builds and saves its own."""
     from jaxnets import data
     check_dataset(config.dataset)
     kwargs = {
@@ -38,16 +41,16 @@ def load_dataset(config, workdir: str):
     }
     vocab_path = os.path.join(workdir, VOCAB_FILE)
     from jaxnets.data.catalog import spec_for
-    if os.path.exists(vocab_path) and spec_for(config.dataset).kind == "text":
-        # a resumed run must see the same token ids
-        kwargs["vocab"] = data.Vocabulary.load(vocab_path)
+    keep_vocab = resuming and os.path.exists(vocab_path)  # the checkpoint's token ids
     try:
+        if keep_vocab and spec_for(config.dataset).kind == "text":
+            kwargs["vocab"] = data.Vocabulary.load(vocab_path)
         dataset = data.get_dataset(config.dataset, **kwargs)
-    except ValueError as e:  # an option that does not fit this dataset
+    except ValueError as e:  # an option that does not fit this dataset, a damaged vocabulary
         raise ConfigError(f"dataset {config.dataset!r}: {e}") from None
     if jax.process_index() != 0:  # the workdir's files are written once, by process 0
         return dataset
-    if getattr(dataset, "vocab", None) is not None and not os.path.exists(vocab_path):
+    if getattr(dataset, "vocab", None) is not None and not keep_vocab:
         os.makedirs(workdir, exist_ok=True)
         dataset.vocab.save(vocab_path)
     if getattr(dataset, "source_vocab", None) is not None:  # translation: the input side
@@ -117,7 +120,9 @@ def train_and_evaluate(config, workdir: str) -> Result:
     workdir = os.path.abspath(workdir)
     make_workdir(workdir)
     with only_run_in(workdir):  # before the vocabulary and model.json are written
-        dataset = load_dataset(config, workdir)
+        resuming = bool(saved_steps(os.path.join(workdir, "checkpoints")))
+        refuse_another_config(workdir, config, resuming)  # before anything is written too
+        dataset = load_dataset(config, workdir, resuming)
         model = model_from_config(config, dataset)
         if jax.process_index() == 0:
             inference.save_model_spec(workdir, config, model_sizes(dataset))

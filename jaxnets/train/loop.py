@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -50,7 +51,7 @@ import numpy as np
 
 from jaxnets import parallel, runtime_options
 from jaxnets.train import config as config_lib
-from jaxnets.train.checkpoint import Checkpointer
+from jaxnets.train.checkpoint import Checkpointer, saved_steps
 from jaxnets.train.inputs import EPOCH_END, Inputs, as_inputs, epoch_stream
 from jaxnets.train.losses import Metrics
 from jaxnets.train.model_api import Model, as_model
@@ -104,31 +105,61 @@ def _plan(config, inputs: Inputs) -> tuple[int | None, int]:
     return spe, config.num_epochs * spe
 
 
+def refuse_another_config(workdir: str, config, has_checkpoint: bool | None = None) -> None:
+    """Raises ConfigError when `workdir` holds checkpoints of a run with another config
+    (`has_checkpoint`: whether it holds any; looked up when None). Called before a run
+    writes anything there, so a refused command leaves the old run as it was."""
+    if has_checkpoint is None:
+        has_checkpoint = bool(saved_steps(os.path.join(workdir, "checkpoints")))
+    path = os.path.join(workdir, "config.json")
+    if not (has_checkpoint and os.path.exists(path)):
+        return
+    saved = config_lib.read_json(path, fix=(
+        f"delete it to resume with this command's config unchecked, pass a new workdir "
+        f"(--workdir), or delete {workdir} to start over"))
+    changes = config_lib.diff(saved, json.loads(config.to_json()))
+    if changes:
+        raise config_lib.ConfigError(
+            f"{workdir} holds a run with another config ({'; '.join(changes)}): "
+            f"pass a new workdir (--workdir), or delete {workdir} to start over")
+
+
 def _check_workdir(workdir: str, config, has_checkpoint: bool, primary: bool = True) -> None:
     """Refuses to resume a run whose config differs; writes config.json (process 0)."""
-    path = os.path.join(workdir, "config.json")
-    current = json.loads(config.to_json())
-    if has_checkpoint and os.path.exists(path):
-        with open(path) as f:
-            changes = config_lib.diff(json.load(f), current)
-        if changes:
-            raise config_lib.ConfigError(
-                f"{workdir} holds a run with another config ({'; '.join(changes)}): "
-                f"pass a new workdir (--workdir), or delete {workdir} to start over")
+    refuse_another_config(workdir, config, has_checkpoint)
     if not primary:
         return
-    with open(path + ".tmp", "w") as f:  # fit made the workdir (make_workdir)  # other processes may be reading it
-        json.dump(current, f, indent=1)
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:  # other processes may be reading it
+        json.dump(json.loads(config.to_json()), f, indent=1)
     os.replace(path + ".tmp", path)
 
 
+def _resumable_position(position: dict, step: int, workdir: str) -> dict:
+    """The data position of checkpoint `step`, if this many processes can resume it.
+
+    Each process reads its own shard of the data, so an epoch has as many batches as a
+    shard gives: a position counted over another number of shards points elsewhere.
+    """
+    wrote = position.get("process_count", 1)  # checkpoints from before it was recorded
+    if wrote != jax.process_count():
+        raise config_lib.ConfigError(
+            f"checkpoint step {step} in {workdir} was written by {wrote} process(es), this "
+            f"run has {jax.process_count()}: resume it with {wrote} (the launcher's "
+            "--num_processes), or pass a new workdir (--workdir)")
+    return position
+
+
 def make_workdir(workdir: str) -> None:
-    """Creates `workdir`, or says in one line why it cannot be (a file, no permission)."""
+    """Creates `workdir` and checks that files can be written in it, or says in one line
+    why not (a file in the way, no permission, a read-only filesystem)."""
     try:
         os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
     except OSError as e:
         why = "a file is in the way" if os.path.isfile(workdir) else e.strerror
-        raise config_lib.ConfigError(f"workdir {workdir}: cannot create it ({why}): "
+        raise config_lib.ConfigError(f"workdir {workdir}: cannot write in it ({why}): "
                                      "give a writable directory (--workdir)") from None
 
 
@@ -208,10 +239,12 @@ class _Trainer:
         try:  # a config or checkpoint that does not fit: release orbax's threads
             latest = self.ckpt.latest_step()
             _check_workdir(workdir, config, latest is not None, parallel.is_primary())
-            pos = (self.ckpt.restore_position(latest) if latest is not None
-                   else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
+            pos = (_resumable_position(self.ckpt.restore_position(latest), latest, workdir)
+                   if latest is not None else {"step": 0, "epoch": 0, "batch_in_epoch": 0})
             self.step, self.epoch = pos["step"], pos["epoch"]
             self.batch_in_epoch = pos["batch_in_epoch"]
+            if self.steps_per_epoch:  # data shorter than the run's: that epoch is over
+                self.batch_in_epoch = min(self.batch_in_epoch, self.steps_per_epoch)
             self.start_step = self.step
             self._stream = None  # the run's batches (epoch_stream), opened to shape the state
             self.state = self._initial_state(latest)
@@ -463,7 +496,10 @@ class _Trainer:
         return self.epoch + 1
 
     def _position(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
+        # process_count: each process reads its own shard, so a position counts batches
+        # of that many shards (_resumable_position)
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "process_count": jax.process_count()}
 
     def _save(self) -> None:
         self._check_finite()

@@ -7,6 +7,8 @@ Nothing here imports JAX or TensorFlow.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 from jaxnets.experiments.presets import (alexnet, lenet_mnist, rnn_captions, rnn_charlm,
@@ -100,3 +102,8 @@ def build_config(model: str, flag_values: dict | None = None,
     validate(config)
     check_dataset(config.dataset)
     return config
+
+
+def default_workdir(config) -> str:
+    """runs/<preset>; a smoke run gets its own, so it never meets the real run's checkpoints."""
+    return os.path.join("runs", config.preset + ("_smoke" if config.smoke else ""))
