@@ -105,3 +105,22 @@ def test_greedy_decoding_agrees_with_teacher_forcing(cell):
     inputs = jnp.concatenate([start, generated[:, :-1]], axis=1)
     scores = model.apply(variables, source, source_lengths, inputs, jnp.array([5, 5]))
     np.testing.assert_array_equal(jnp.argmax(scores, -1), generated)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+def test_seq2seq_decoder_starts_from_the_encoders_whole_final_state(cell):
+    model = rnn_modes.Seq2Seq(source_vocab_size=9, target_vocab_size=11, hidden_size=16,
+                              embed_dim=6, cell=cell)
+    source, source_lengths = jnp.array([[2, 3, 4], [5, 6, 0]]), jnp.array([3, 2])
+    variables = model.init(jax.random.key(0), source, source_lengths,
+                           jnp.ones((2, 1), jnp.int32), jnp.array([1, 1]))
+
+    def encoder_final_state(module):
+        mask = rnn.length_mask(source_lengths, source.shape[1])
+        return module.encoder(module.source_embed(source), mask)[0]
+
+    encoded = model.apply(variables, source, source_lengths, method=model.encode)
+    final = model.apply(variables, method=encoder_final_state)
+    for a, b in zip(jax.tree.leaves(encoded), jax.tree.leaves(final)):
+        np.testing.assert_array_equal(a, b)  # an LSTM's cell state c too, not zeros
+    assert all(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(encoded))

@@ -3,7 +3,7 @@
   many-to-one    RNNClassifier      words -> sentiment            (final state)
   many-to-many   RNNLanguageModel   characters -> next character  (every step)
   one-to-many    RNNCaptioner       image -> words                (CNN gives h_0)
-  seq-to-seq     Seq2Seq            words -> words                (encoder h_T is decoder h_0)
+  seq-to-seq     Seq2Seq            words -> words                (encoder state_T is decoder state_0)
 
 Token ids: 0 is padding; generating models start from `bos_id` and the
 caller cuts the output after `eos_id`.
@@ -203,8 +203,8 @@ class RNNCaptioner(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    """Sequence-to-sequence: an encoder RNN reads the source, its final state
-    starts a decoder RNN that writes the target.
+    """Sequence-to-sequence: an encoder RNN reads the source, its final state (all of
+    it: h, and an LSTM's c) starts a decoder RNN that writes the target.
 
     Call with `source: <int32>[B, S]`, `source_lengths`, `tokens: <int32>[B, T]`
     (bos_id then the target, teacher forcing) and `lengths`; returns
@@ -230,9 +230,11 @@ class Seq2Seq(nn.Module):
                                self.hidden_size, self.cell, dtype=self.dtype)
 
     def encode(self, source, source_lengths):
+        """The encoder's whole final state (h, and an LSTM's cell c too: the decoder is
+        the same kind of cell), the decoder's initial state."""
         mask = length_mask(source_lengths, source.shape[1])
         carry, _ = self.encoder(self.source_embed(source), mask)
-        return self.decoder.carry_from_hidden(self.encoder.hidden(carry))
+        return carry
 
     def __call__(self, source, source_lengths, tokens, lengths, *, train: bool = False):
         carry = self.encode(source, source_lengths)
