@@ -140,7 +140,9 @@ def test_predict_cli_answers_and_refuses(translate_run):
     assert bad.returncode == 2
     assert "ask it with --number, not --text" in bad.stderr and "Traceback" not in bad.stderr
     for args, message in ((["--number=7", "--temperature=nan"], "give a finite number > 0"),
-                          (["--text=  "], "--text is empty")):
+                          (["--text=  "], "--text is empty"),
+                          (["--eval_example=1", "--write_png=out.txt"], "ending in .png"),
+                          (["--image=a.png", "--write_png=b.png"], "give --eval_example")):
         bad = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=120)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-1000:]
         assert re.search(message, bad.stderr.strip().splitlines()[-1]), bad.stderr[-300:]

@@ -51,6 +51,11 @@ def main(argv):
         raise ValueError(f"--temperature={_TEMPERATURE.value}: give a finite number > 0")
     if "text" in asked and not asked["text"].strip():
         raise ValueError("--text is empty: give a sentence to classify")
+    if _WRITE_PNG.value is not None and _EVAL_EXAMPLE.value is None:
+        raise ValueError("--write_png saves an --eval_example's strip: give --eval_example "
+                         "too (an --image is a file already)")
+    if _WRITE_PNG.value is not None and not _WRITE_PNG.value.lower().endswith(".png"):
+        raise ValueError(f"--write_png={_WRITE_PNG.value}: give a path ending in .png")
     from jaxnets import inference
     run = inference.load_run(_WORKDIR.value)
     (question, value), task = next(iter(asked.items())), _task_of(run)
