@@ -158,7 +158,7 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
 
 
 def pad_batch(batch: dict, multiple: int) -> dict:
-    """Pads `batch` with zero rows (mask 0) to a multiple of `multiple` rows (evaluation)."""
+    """Pads `batch` with zero rows (mask 0) to a multiple of `multiple` rows."""
     rows = len(next(iter(batch.values())))
     extra = -rows % multiple
     if not extra:
@@ -321,8 +321,10 @@ class Strategy:
         raise NotImplementedError
 
     def prefetch(self, batches: Iterable[dict], *, pad: bool = False, size: int = 2):
-        """The batches placed on the devices, `size` ahead; `pad` (evaluation) pads each
-        batch with mask-0 rows to a multiple of the device count instead of refusing it.
+        """The batches placed on the devices, `size` ahead. A batch that does not split
+        over the devices (evaluation's last, a short last batch in a list of training
+        batches) gets mask-0 rows up to a multiple of the device count: the masked loss
+        and metrics are those of its real rows. `pad`: evaluation batches (never stacked).
 
         Training batches (no `pad`) come as `Stacked` groups of `steps_per_call` when that
         is > 1 (`stack_batches`); the host thread stacks them, so the loop waits once per
@@ -338,11 +340,7 @@ class Strategy:
             if isinstance(batch, Stacked):
                 self.check_batch(np.shape(next(iter(batch.batch.values())))[1])
                 return Stacked(self.put_batch(batch.batch, stacked=True))
-            if pad:
-                batch = pad_batch(batch, self.num_local)
-            else:
-                self.check_batch(batch_rows(batch))
-            return self.put_batch(batch)
+            return self.put_batch(pad_batch(batch, self.num_local))
         if self.host_is_device and not stacked:  # placing is free: a thread hop would only cost
             return (put(batch) for batch in batches)
         return prefetch(batches, put, size)
