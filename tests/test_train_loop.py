@@ -228,6 +228,14 @@ def test_a_changed_config_refuses_to_resume(tmp_path):
             str(tmp_path))
 
 
+def test_data_of_unknown_epoch_length_reports_steps_not_epochs(tmp_path):
+    batches = list(toy_data().train_epoch(0))[:5]
+    result = fit(TinyNet(), lambda epoch: iter(batches), {**CONFIG, "num_steps": 10},
+                 str(tmp_path))  # a function of the epoch: its length is not known ahead
+    assert result.summary["step"] == 10 and result.summary["epochs"] is None
+    assert "| 10 steps |" in result.summary_line and "epochs" not in result.summary_line
+
+
 def test_fit_accepts_a_pure_function_pair_and_plain_lists(tmp_path):
     def init(rng, batch):
         return {"w": 0.01 * jax.random.normal(rng, (16, 3)), "b": jnp.zeros(3)}

@@ -542,7 +542,8 @@ class _Trainer:
     def _result(self, wall: float) -> Result:
         summary = {
             "name": self.name, "step": self.step, "start_step": self.start_step,
-            "epochs": self.step / self.steps_per_epoch if self.steps_per_epoch else 0.0,
+            # None: the data does not say how long an epoch is (a function of the epoch)
+            "epochs": self.step / self.steps_per_epoch if self.steps_per_epoch else None,
             "eval": self.last_eval, "eval_cut": self.eval_cut, "wall_seconds": wall,
             "examples_per_sec": self.examples_seen / max(self.train_seconds, 1e-9),
             "workdir": self.workdir, "params": self.num_params,

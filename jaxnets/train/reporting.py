@@ -164,7 +164,8 @@ def summary_line(s: dict) -> str:
     acc = (f"test accuracy {100 * ev['accuracy']:.2f}% (loss {ev['loss']:.4f}, "
            f"{_scored(ev)}{cut})" if ev else "no eval data")
     resumed = f" (resumed at step {s['start_step']})" if s.get("start_step") else ""
-    return (f"{s['name']}: {acc} | {s['step']} steps, {s['epochs']:.3g} epochs{resumed} | "
+    epochs = f", {s['epochs']:.3g} epochs" if s.get("epochs") is not None else ""
+    return (f"{s['name']}: {acc} | {s['step']} steps{epochs}{resumed} | "
             f"wall {format_duration(s['wall_seconds'])} | "
             f"{s['examples_per_sec']:,.0f} train examples/s | workdir {s['workdir']}")
 
