@@ -255,6 +255,11 @@ def test_length_buckets_cut_each_batch_to_its_bucket(data_dir):
     assert len(widths) == 3, widths
 
 
+def test_length_buckets_are_refused_for_several_processes(data_dir):
+    with pytest.raises(ValueError, match="leave length_buckets out for a multi-process run"):
+        sentences(data_dir, length_buckets=(4, 8), process_index=0, process_count=2)
+
+
 def test_unknown_names_and_bad_arguments_fail_clearly(data_dir):
     with pytest.raises(ValueError, match="unknown dataset 'mnist6k'.*mnist5k"):
         data.get_dataset("mnist6k", batch_size=8)

@@ -78,6 +78,10 @@ def get_dataset(name: str, *, batch_size: int, eval_batch_size: int | None = Non
             name, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
             data_dir=data_dir, max_length=max_length, vocab_size=vocab_size,
             process_index=process_index, process_count=process_count)
+    if length_buckets and process_count > 1:
+        raise ValueError("length_buckets cut each process's batch to its own longest row, so "
+                         "the processes' batches would differ in width: leave length_buckets "
+                         "out for a multi-process run")
     options = _kind_options(spec_for(name).kind, image_shape=image_shape, augment=augment,
                             max_length=max_length, vocab_size=vocab_size, vocab=vocab,
                             length_buckets=length_buckets)
