@@ -47,6 +47,7 @@ import ctypes.util
 import hashlib
 import os
 import platform
+import tempfile
 
 _M_TRIM_THRESHOLD = -1   # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -148,7 +149,8 @@ def _on_cpu() -> bool:
 
 def enable_compilation_cache(path: str | None = None) -> str:
     """Turns on JAX's persistent compilation cache in `path` (default
-    ~/.cache/jaxnets/xla/<this CPU>); returns the directory.
+    ~/.cache/jaxnets/xla/<this CPU>); returns the directory. An OSError if it cannot be
+    made or written.
 
     The default directory is per processor model and instruction set: XLA:CPU compiles
     for the host's features, so a home directory shared by different machines must not
@@ -159,6 +161,8 @@ def enable_compilation_cache(path: str | None = None) -> str:
     path = os.path.expanduser(path or os.path.join("~", ".cache", "jaxnets", "xla",
                                                    host_fingerprint()))
     os.makedirs(path, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):  # an OSError now, not a warning per program
+        pass
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path

@@ -36,7 +36,9 @@ BAD_FLAGS = [
     (["--model=no_such_pkg.models:make", "--steps=1"], "cannot import module 'no_such_pkg"),
     (["lenet_mnist"], "unexpected arguments lenet_mnist"),
     (["--compilation_cache=/proc/jaxnets_cache", "--config.smoke=True"],
-     "--compilation_cache=/proc/jaxnets_cache: cannot create the directory"),
+     "--compilation_cache=/proc/jaxnets_cache: cannot create or write in the directory"),
+    (["--compilation_cache=/proc/self", "--config.smoke=True"],  # exists, not writable
+     "--compilation_cache=/proc/self: cannot create or write in the directory"),
     (["--model=lenet_mnist", "--parallel=pmap"],  # its 25 steps per call
      "steps_per_call=25 needs parallel=sharding or auto: pmap takes one step per call"),
     (["--config.steps_per_call=0"], "steps_per_call must be >= 1, got 0"),
@@ -95,6 +97,13 @@ def test_ctrl_c_ends_with_status_130_and_no_traceback():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_default_compilation_cache_in_a_home_that_cannot_be_written_is_a_note(tmp_path):
+    result = run_cli("--model=rnn_translate", "--steps=2", f"--workdir={tmp_path / 'run'}",
+                     env_extra={"HOME": "/proc/self"})  # ~/.cache cannot be made there
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: no compilation cache (cannot write in it" in result.stderr
 
 
 def test_a_smoke_run_has_its_own_default_workdir():

@@ -115,8 +115,13 @@ def _enable_compilation_cache(where: str) -> None:
     try:
         runtime_options.enable_compilation_cache(None if where == "auto" else where)
     except OSError as e:
-        raise ConfigError(f"--compilation_cache={where}: cannot create the directory "
-                          f"({e.strerror}); give a writable one or --compilation_cache=off")
+        if where == "auto":  # the default: a read-only home only loses the cache
+            print(f"note: no compilation cache (cannot write in it: {e.strerror}); "
+                  "--compilation_cache=DIR gives one", file=sys.stderr)
+            return
+        raise ConfigError(f"--compilation_cache={where}: cannot create or write in the "
+                          f"directory ({e.strerror}); give a writable one or "
+                          "--compilation_cache=off") from None
 
 
 if __name__ == "__main__":
