@@ -288,6 +288,13 @@ def test_max_pool_gradient_splits_dy_among_tied_inputs(shape, window, stride):
     np.testing.assert_allclose(pull(jnp.asarray(dy))[0], expected, rtol=1e-6, atol=1e-7)
 
 
+def test_max_pool_counts_ties_beyond_what_bfloat16_can_count():
+    x = jnp.zeros((1, 17, 17, 1), jnp.bfloat16)  # one window, 289 tied inputs
+    _, pull = jax.vjp(lambda x: cnn.max_pool(x, 17, 17), x)
+    dx = pull(jnp.ones((1, 1, 1, 1), jnp.bfloat16))[0]
+    assert float(jnp.sum(dx.astype(jnp.float32))) == pytest.approx(1.0, abs=2e-3)
+
+
 @pytest.mark.parametrize("layers, shape", [
     (lenet_layers(10), (32, 32, 1)),
     (alexnet_layers()[:10], (67, 67, 3)),  # AlexNet's CONV/POOL/NORM part, on a small image

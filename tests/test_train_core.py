@@ -130,6 +130,19 @@ def test_every_optimizer_and_schedule_lowers_the_loss(optimizer, schedule):
     assert float(loss(params)) < 0.8 * start
 
 
+def test_padding_rows_with_non_finite_scores_leave_the_gradient_finite():
+    logits = jnp.array([[1.0, 2.0, 3.0], [0.5, 0.1, 0.2], [jnp.inf, 0.0, jnp.nan]])
+    labels, mask = jnp.array([0, 1, 2]), jnp.array([1.0, 1.0, 0.0])
+
+    def loss(logits, rows):
+        return losses.softmax_cross_entropy(logits[:rows], labels[:rows], mask[:rows])[0]
+
+    grad = jax.grad(loss)(logits, 3)
+    assert float(loss(logits, 3)) == pytest.approx(float(loss(logits, 2)))
+    np.testing.assert_array_equal(grad[2], 0.0)  # not NaN: the run would stop
+    np.testing.assert_allclose(grad[:2], jax.grad(loss)(logits, 2)[:2], rtol=1e-6)
+
+
 def test_schedule_values():
     lr, total = 0.1, 100
     warm = optim.make_schedule(_config(learning_rate=lr, schedule="warmup_cosine",
@@ -141,6 +154,16 @@ def test_schedule_values():
     step = optim.make_schedule(_config(learning_rate=lr, schedule="step",
                                        step_boundaries=(0.5, 0.75), step_factor=0.1), total)
     assert [float(step(t)) for t in (49, 50, 75)] == pytest.approx([lr, lr / 10, lr / 100])
+
+
+@pytest.mark.parametrize("total, bounds", [
+    (3, (0.5, 0.75)), (4, (0.5, 0.6)), (100, (0.29, 0.57)), (4, (0.3, 0.5)), (7, (0.2,))])
+def test_step_schedule_decays_at_the_first_step_past_each_fraction(total, bounds):
+    schedule = optim.make_schedule(_config(learning_rate=1.0, schedule="step",
+                                           step_boundaries=bounds, step_factor=0.1), total)
+    for t in range(total):  # t = updates done so far; 0.29 * 100 is 28.999999999999996
+        passed = sum(t >= b * total - 1e-9 for b in bounds)
+        assert float(schedule(t)) == pytest.approx(0.1 ** passed), (t, passed)
 
 
 @pytest.mark.parametrize("field, value", [

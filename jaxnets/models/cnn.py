@@ -468,8 +468,9 @@ def _tap_shares(x, y, dy, window: int, stride: int) -> dict:
     """
     zero = jnp.zeros((), x.dtype)
     taps = _pool_taps(x, window, stride)
-    ties = functools.reduce(jnp.add, [(tap == y).astype(x.dtype) for _, tap in taps])
-    share = dy / ties
+    # counted in int32: bf16 counts no further than 256 exactly (a 17x17 window's 289)
+    ties = functools.reduce(jnp.add, [(tap == y).astype(jnp.int32) for _, tap in taps])
+    share = (dy.astype(jnp.float32) / ties).astype(dy.dtype)
     return {ij: jnp.where(tap == y, share, zero) for ij, tap in taps}
 
 

@@ -112,12 +112,13 @@ def _check_choice(config, field: str, choices) -> None:
 
 
 def _check_step_schedule(config) -> None:
-    """step_boundaries: increasing fractions of the run in (0, 1); step_factor > 0."""
+    """step_boundaries: strictly increasing fractions of the run in (0, 1); step_factor > 0."""
     bounds = tuple(config.step_boundaries)
     numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
-    if not (numbers and all(0 < b < 1 for b in bounds) and list(bounds) == sorted(bounds)):
-        raise ConfigError(f"step_boundaries must be increasing fractions of the run in "
-                          f"(0, 1), e.g. '(0.5, 0.75)'; got {bounds!r}")
+    increasing = all(a < b for a, b in zip(bounds, bounds[1:]))
+    if not (numbers and all(0 < b < 1 for b in bounds) and increasing):
+        raise ConfigError(f"step_boundaries must be strictly increasing fractions of the run "
+                          f"in (0, 1), e.g. '(0.5, 0.75)'; got {bounds!r}")
     if not 0 < config.step_factor < math.inf:
         raise ConfigError(f"step_factor must be a finite number > 0, got {config.step_factor}")
 

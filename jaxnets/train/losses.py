@@ -107,7 +107,10 @@ def softmax_cross_entropy(logits, labels, mask):
       training (the loop's NaN guard) where a gather would silently clip or wrap it.
     """
     logits = logits.astype(jnp.float32)  # a bf16 model still gets an f32 loss
-    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    # Padding rows' scores replaced, not only their losses: an Inf there would otherwise
+    # make the gradient NaN (a zero cotangent times softmax(Inf)) and stop the run.
+    scored = jnp.where((mask > 0)[:, None], logits, 0.0)
+    per_example = optax.softmax_cross_entropy_with_integer_labels(scored, labels)
     per_example = jnp.where((labels >= 0) & (labels < logits.shape[-1]), per_example, jnp.nan)
     per_example = jnp.where(mask > 0, per_example, 0.0)  # padding may hold garbage
     count = jnp.sum(mask)

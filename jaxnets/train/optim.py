@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import jax
 import optax
 
@@ -51,8 +53,11 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
                               f"(--config.warmup_steps={total_steps // 10}) or train longer")
         return optax.warmup_cosine_decay_schedule(
             0.0, lr, warmup_steps=config.warmup_steps, decay_steps=total_steps)
-    if name == "step":
-        boundaries = {int(f * total_steps): config.step_factor for f in config.step_boundaries}
+    if name == "step":  # from the first step at or past each fraction f of the run
+        boundaries = {}
+        for f in config.step_boundaries:  # (the tolerance: 0.57 * 100 is 56.99999999999999)
+            step = math.ceil(f * total_steps - 1e-9)
+            boundaries[step] = boundaries.get(step, 1.0) * config.step_factor  # may coincide
         return optax.piecewise_constant_schedule(lr, boundaries)
     raise ConfigError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
 
