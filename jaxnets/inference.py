@@ -6,7 +6,7 @@ A run's workdir holds everything needed: `config.json` (what was trained),
 
     run = load_run("runs/rnn_translate")
     run.translate("1234")          # 'one thousand two hundred thirty four'
-    run.classify("a gorgeous, witty film")  # ('positive', 0.93)
+    run.classify("a gorgeous, witty film")  # ('positive', 0.761) for runs/rnn_sentiment
 
 Decoding is greedy (argmax at every step) for captioning and translation,
 and sampled for the language model. No TensorFlow is needed here.
