@@ -9,8 +9,9 @@ and no GPU to run it in reasonable time.
 Without imagenette, the same command is an honest SMOKE RUN on CPU: AlexNet trains for a
 few dozen steps on the embedded 5k MNIST digits, upscaled to 227x227x3. It proves that
 data, model, loop, checkpoints and reports work together; its accuracy means nothing.
-Measured (smoke, 2-core CPU, 2026-12-01 06:39, the code of commit 89242f9): 40 steps
-of batch 16 at 43 examples/s, eval on all 1,000 test digits, 31 s for the whole command
+Measured (smoke, 2-core CPU, 2026-12-01 07:08, the code of commit 67aa380; record in
+experiments/alexnet_smoke/): 40 steps of batch 16 at 43 examples/s, eval on all 1,000
+test digits, 33 s for the whole command
 (59 s at ~23 examples/s before the speed work of issue 7); test accuracy 12.6%, which
 after 40 steps means nothing (20% and 10% in earlier runs).
 """
