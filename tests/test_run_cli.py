@@ -47,8 +47,8 @@ BAD_FLAGS = [
     (["--config.eval_batch_size=-2"], "eval_batch_size must be >= 0"),
     (["--model=:make"], "custom model ':make': give it as package.module:factory"),
     (["--config.schedule=step", "--config.step_boundaries=abc"],
-     "step_boundaries must be increasing fractions of the run in (0, 1)"),
-    (["--config.step_boundaries=(2.0,)"], "step_boundaries must be increasing fractions"),
+     "step_boundaries must be strictly increasing fractions of the run in (0, 1)"),
+    (["--config.step_boundaries=(2.0,)"], "step_boundaries must be strictly increasing fractions"),
 ]
 
 
