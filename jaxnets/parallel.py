@@ -170,10 +170,6 @@ def pad_batch(batch: dict, multiple: int) -> dict:
             for k, v in batch.items()}
 
 
-def batch_rows(batch: dict) -> int:
-    return len(next(iter(batch.values())))
-
-
 @dataclasses.dataclass(frozen=True)
 class Stacked:
     """`steps_per_call` consecutive batches stacked on a new leading axis: the input of
@@ -320,17 +316,17 @@ class Strategy:
         """Rows of a placed batch (of all its batches when `stacked`), summed over processes."""
         raise NotImplementedError
 
-    def prefetch(self, batches: Iterable[dict], *, pad: bool = False, size: int = 2):
+    def prefetch(self, batches: Iterable[dict], *, evaluation: bool = False, size: int = 2):
         """The batches placed on the devices, `size` ahead. A batch that does not split
         over the devices (evaluation's last, a short last batch in a list of training
         batches) gets mask-0 rows up to a multiple of the device count: the masked loss
-        and metrics are those of its real rows. `pad`: evaluation batches (never stacked).
+        and metrics are those of its real rows.
 
-        Training batches (no `pad`) come as `Stacked` groups of `steps_per_call` when that
+        Training batches (not `evaluation`) come as `Stacked` groups of `steps_per_call` when that
         is > 1 (`stack_batches`); the host thread stacks them, so the loop waits once per
         call, not per step. EPOCH_END (the loop's marker between epochs) passes through.
         """
-        stacked = not pad and self.steps_per_call > 1
+        stacked = not evaluation and self.steps_per_call > 1
         if stacked:
             batches = stack_batches(batches, self.steps_per_call)
 

@@ -35,8 +35,9 @@ _MODEL = flags.DEFINE_string(
     "model", "lenet_mnist", "A preset (--model=list shows them) or package.module:factory "
     "for your own model (a flax module or an (init, apply) pair).")
 _DATASET = flags.DEFINE_string("dataset", None, "A jaxnets.data dataset, e.g. mnist5k, mnist.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Logs and checkpoints (default runs/<preset>, runs/<preset>_smoke "
-    "for --config.smoke=True).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Logs and checkpoints (default runs/<preset>; runs/<preset>_smoke for "
+    "--config.smoke=True).")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Train for this many epochs.", lower_bound=1)
 _STEPS = flags.DEFINE_integer("steps", None, "Train for this many steps (wins over epochs).",
                               lower_bound=1)

@@ -179,16 +179,17 @@ def check_fields(module: nn.Module) -> None:
         value = getattr(module, name, 0.0)
         if not 0.0 <= value < 1.0:
             raise ValueError(f"{name}={value!r}: must be a dropout rate in [0, 1)")
-    if getattr(module, "cell", "vanilla") not in CELLS:
-        raise ValueError(f"unknown cell {module.cell!r}; choose one of: {', '.join(CELLS)}")
+    _check_cell(getattr(module, "cell", "vanilla"))
+
+
+def _check_cell(kind: str) -> None:
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell {kind!r}; choose one of: {', '.join(CELLS)}")
 
 
 def make_cell(kind: str, hidden_size: int, name: str = "cell", dtype=None) -> nn.Module:
-    try:
-        return CELLS[kind](hidden_size, dtype=dtype, name=name)
-    except KeyError:
-        raise ValueError(
-            f"unknown cell {kind!r}; choose one of: {', '.join(CELLS)}") from None
+    _check_cell(kind)
+    return CELLS[kind](hidden_size, dtype=dtype, name=name)
 
 
 def masked_scan(step, carry, xp, mask):

@@ -3,7 +3,7 @@
   many-to-one    RNNClassifier      words -> sentiment            (final state)
   many-to-many   RNNLanguageModel   characters -> next character  (every step)
   one-to-many    RNNCaptioner       image -> words                (CNN gives h_0)
-  seq-to-seq     Seq2Seq            words -> words                (encoder state_T is decoder state_0)
+  seq-to-seq     Seq2Seq            words -> words                (encoder state -> decoder)
 
 Token ids: 0 is padding; generating models start from `bos_id` and the
 caller cuts the output after `eos_id`.

@@ -475,7 +475,8 @@ class _Trainer:
         self._check_finite()
         started, limit = time.perf_counter(), self.config.eval_max_batches
         sums, batches = Metrics.zeros(), 0
-        for i, batch in enumerate(self.strategy.prefetch(self.inputs.eval_batches(), pad=True)):
+        placed = self.strategy.prefetch(self.inputs.eval_batches(), evaluation=True)
+        for i, batch in enumerate(placed):
             if limit and i >= limit:
                 self.eval_cut = True
                 break
