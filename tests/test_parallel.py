@@ -95,7 +95,7 @@ def max_diff(a, b):
 def reference(config, data):
     """One-device training with no loop and no strategy: jit(train_step) on each batch."""
     import jax
-    from jaxnets.train.loop import resolve_config
+    from jaxnets.train.config import resolve as resolve_config
     from jaxnets.train.model_api import as_model
     from jaxnets.train.optim import make_optimizer
     from jaxnets.train.state import create_state

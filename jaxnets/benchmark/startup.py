@@ -33,11 +33,11 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
 
     from jaxnets import inference  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.train import experiment, loop  # pylint: disable=g-import-not-at-top
+    from jaxnets.train import config as config_lib, experiment, loop  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
-    config = loop.resolve_config(presets.build_config(name))
+    config = config_lib.resolve(presets.build_config(name))
     with tempfile.TemporaryDirectory() as workdir:  # as train_and_evaluate, then fit
         dataset = experiment.load_dataset(config, workdir)
         marks["data"] = time.perf_counter() - _T0

@@ -156,6 +156,24 @@ def validate(config) -> None:
     _check_step_schedule(config)
 
 
+def resolve(config) -> ml_collections.ConfigDict:
+    """`default_config()` updated with `config` (None, a dict or a ConfigDict)."""
+    resolved = default_config()
+    given = {} if config is None else (
+        config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config))
+    unknown = sorted(set(given) - set(resolved))
+    if unknown:
+        raise ConfigError(
+            f"unknown config field(s) {', '.join(unknown)}; valid fields: "
+            f"{', '.join(sorted(resolved))}")
+    try:
+        resolved.update(given)
+    except TypeError as e:  # e.g. a string where a number belongs
+        raise ConfigError(f"config: {e}") from None
+    validate(resolved)
+    return resolved
+
+
 def check_dataset(name: str) -> None:
     """ConfigError naming the known datasets unless jaxnets.data knows `name`.
 

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.train.checkpoint import saved_steps
+from jaxnets.train import config as config_lib
 from jaxnets.train.config import ConfigError, check_dataset
-from jaxnets.train.loop import (Result, fit, make_workdir, only_run_in, refuse_another_config,
-                                 resolve_config)
+from jaxnets.train.loop import (Result, fit, make_workdir, only_run_in, refuse_another_config)
 from jaxnets.train.model_api import Model, build_model
 
 VOCAB_FILE = "vocab.json"
@@ -116,7 +116,7 @@ def train_and_evaluate(config, workdir: str) -> Result:
     """
     from jaxnets import inference, runtime_options
     runtime_options.tune_host()  # as fit does; here before the data can start JAX
-    config = resolve_config(config)
+    config = config_lib.resolve(config)
     workdir = os.path.abspath(workdir)
     make_workdir(workdir)
     with only_run_in(workdir):  # before the vocabulary and model.json are written

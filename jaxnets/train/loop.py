@@ -75,24 +75,6 @@ class Result:
     summary_line: str
 
 
-def resolve_config(config) -> ml_collections.ConfigDict:
-    """`default_config()` updated with `config` (None, a dict or a ConfigDict)."""
-    resolved = config_lib.default_config()
-    given = {} if config is None else (
-        config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config))
-    unknown = sorted(set(given) - set(resolved))
-    if unknown:
-        raise config_lib.ConfigError(
-            f"unknown config field(s) {', '.join(unknown)}; valid fields: "
-            f"{', '.join(sorted(resolved))}")
-    try:
-        resolved.update(given)
-    except TypeError as e:  # e.g. a string where a number belongs
-        raise config_lib.ConfigError(f"config: {e}") from None
-    config_lib.validate(resolved)
-    return resolved
-
-
 def _plan(config, inputs: Inputs) -> tuple[int | None, int]:
     """(steps per epoch or None, total steps)."""
     spe = inputs.steps_per_epoch
@@ -591,7 +573,7 @@ def fit(model, data, config=None, workdir: str = "runs/fit", *, eval_data=None,
       ConfigError: a bad config, or a workdir holding a run with another config.
     """
     runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
-    config = resolve_config(config)
+    config = config_lib.resolve(config)
     make_workdir(workdir)
     model = as_model(model)
     if model.dtype not in (None, config.dtype):
