@@ -3,7 +3,7 @@
 The training thread's `next()` then only takes a ready item from a queue, while the
 producer (tf.data's numpy conversion, or numpy gathers of `ArrayData`) works alongside
 the step that XLA runs. Used by both input paths (data/pipeline.py, data/arrays.py) and
-by the placement of batches on devices (parallel.py); no TF, no JAX.
+by the placement of batches on devices (train/placement.py); no TF, no JAX.
 """
 
 from __future__ import annotations

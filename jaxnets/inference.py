@@ -15,8 +15,6 @@ and sampled for the language model. No TensorFlow is needed here.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from functools import partial
 
 import jax
@@ -25,11 +23,7 @@ import numpy as np
 
 from jaxnets.data import sequence_tasks
 from jaxnets.data.sequence_tasks import EOS
-from jaxnets.train.config import read_json
 
-MODEL_FILE = "model.json"
-VOCAB_FILE = "vocab.json"
-SOURCE_VOCAB_FILE = "source_vocab.json"
 SENTIMENT_NAMES = ("negative", "positive")
 
 
@@ -175,57 +169,18 @@ def eval_strip(run: Run, index: int) -> tuple[np.ndarray, str]:
     return dataset.eval["image"][index], run.vocab.decode(dataset.eval["targets"][index])
 
 
-def save_model_spec(workdir: str, config, sizes: dict) -> None:
-    """Writes model.json: the factory and the data-derived sizes it was built with."""
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, MODEL_FILE), "w") as f:
-        json.dump({"model": config.model, "model_kwargs": config.model_kwargs.to_dict(),
-                   "dtype": config.dtype, "sizes": sizes}, f, indent=1)
-
-
 def load_run(workdir: str) -> Run:
     """The config, model, newest parameters and vocabulary of a finished run."""
-    from jaxnets.train.model_api import build_model, FlaxModel
+    from jaxnets.train.model_api import FlaxModel, build_model
+    from jaxnets.train.rundir import CONFIG, MODEL, SOURCE_VOCAB, VOCAB, RunDir
 
-    paths = {name: os.path.join(workdir, name) for name in ("config.json", MODEL_FILE)}
-    for name, path in paths.items():
-        if not os.path.exists(path):
-            raise ValueError(f"{workdir} has no {name}: is it the --workdir of a finished "
-                             "`python -m jaxnets.experiments.run`?")
-    fix = "this run cannot be loaded: train it again in a new workdir (--workdir)"
-    config, spec = read_json(paths["config.json"], fix), read_json(paths[MODEL_FILE], fix)
+    run = RunDir(workdir, primary=False)  # reads only
+    config, spec = run.read_json(CONFIG), run.read_json(MODEL)
     sizes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["sizes"].items()}
     model = build_model(spec["model"], model_kwargs=spec["model_kwargs"], **sizes,
                         dtype=None if spec["dtype"] == "float32" else jnp.dtype(spec["dtype"]))
     if not isinstance(model, FlaxModel):
         raise ValueError(f"{workdir}: prediction needs a Flax module, got {model!r}")
-    return Run(workdir, config, model.module, _restore_params(workdir),
-               _load_vocab(os.path.join(workdir, VOCAB_FILE)), sizes,
-               _load_vocab(os.path.join(workdir, SOURCE_VOCAB_FILE)))
-
-
-def _restore_params(workdir: str):
-    import orbax.checkpoint as ocp
-
-    from jaxnets.train.checkpoint import explained_restore
-
-    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    with ocp.CheckpointManager(directory) as manager:
-        step = manager.latest_step()
-        if step is None:
-            raise ValueError(f"{directory} holds no complete checkpoint: train first")
-        with explained_restore(manager, step, resume="predict"):
-            restored = manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore()))
-    return jax.tree.map(jnp.asarray, restored.state["params"])
-
-
-def _load_vocab(path: str):
-    if not os.path.exists(path):
-        return None
-    saved = read_json(path, "the run's token ids are lost: train it again in a new "
-                            "workdir (--workdir)")
-    if "symbols" in saved:
-        return sequence_tasks.Symbols.load(path)
-    from jaxnets.data.tokenizer import Vocabulary
-    return Vocabulary.load(path)
+    params = jax.tree.map(jnp.asarray, run.restore_params())
+    return Run(workdir, config, model.module, params, run.read_vocab(VOCAB), sizes,
+               run.read_vocab(SOURCE_VOCAB))

@@ -275,7 +275,7 @@ def test_pipeline_feeds_a_jitted_step_without_retracing(data_dir):
     import jax
     import jax.numpy as jnp
 
-    from jaxnets.parallel import prefetch_to_device
+    from jaxnets.train.placement import prefetch_to_device
 
     traces = []
 

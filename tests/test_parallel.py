@@ -1,4 +1,4 @@
-"""Data parallelism (jaxnets/parallel.py): pmap and sharding on fake CPU devices, and
+"""Data parallelism (jaxnets/train/placement.py, jaxnets/distributed.py): pmap and sharding on fake CPU devices, and
 several processes on localhost, against one-device training on the same global batches.
 
 Fake devices exist only in subprocesses (XLA_FLAGS is read when JAX starts), so the rest of
@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnets import parallel
+from jaxnets import distributed
+from jaxnets.train import placement
 from jaxnets.train import ArrayData, ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ def scenario_devices(out):
     data = toy_data()
     ref_params, ref_eval = reference(CONFIG, data)
     runs = {}
-    placements = [(strategy, n, 1) for strategy in parallel.STRATEGIES for n in (1, 2, 4)]
+    placements = [(strategy, n, 1) for strategy in placement.STRATEGIES for n in (1, 2, 4)]
     for strategy, n, k in placements + [("sharding", 4, 4), ("auto", 4, 4)]:  # 6/epoch: 4 + 2
         config = {**CONFIG, "parallel": strategy, "num_devices": n, "steps_per_call": k}
         result = fit(Net(), data, config, tempfile.mkdtemp())
@@ -172,7 +173,7 @@ def dropout_differs_per_device():
 def scenario_process(out, port, process_id, workdir):
     """One of 2 processes (2 fake devices each): pmap, sharding, then resuming the pmap run."""
     from jaxnets.train import fit
-    parallel.initialize_distributed(f"127.0.0.1:{port}", 2, int(process_id), timeout_s=60)
+    distributed.initialize_distributed(f"127.0.0.1:{port}", 2, int(process_id), timeout_s=60)
     data = toy_data(int(process_id), 2)
     result = {}
     for name, strategy in (("pmap", "pmap"), ("sharding", "sharding"), ("again", "pmap")):
@@ -184,7 +185,7 @@ def scenario_process(out, port, process_id, workdir):
 
 
 def scenario_unreachable(out, port):
-    parallel.initialize_distributed(f"127.0.0.1:{port}", 2, 1, timeout_s=3)
+    distributed.initialize_distributed(f"127.0.0.1:{port}", 2, 1, timeout_s=3)
     json.dump({"connected": True}, open(out, "w"))  # never reached
 
 
@@ -215,33 +216,33 @@ def finish(proc, timeout=240):
 
 
 def test_batch_that_does_not_split_names_both_numbers_and_a_fix():
-    parallel.check_batch_size(16, 4)
+    placement.check_batch_size(16, 4)
     with pytest.raises(ConfigError, match=r"batch size 10 does not split evenly over 4 devices "
                                           r"\(10/4 = 2.5 per device\).*e.g. 8 or 12"):
-        parallel.check_batch_size(10, 4)
+        placement.check_batch_size(10, 4)
 
 
 def test_eval_padding_masks_the_new_rows_and_keeps_the_old_mask():
     batch = {"image": np.ones((5, 2), np.float32), "label": np.arange(5)}
-    padded = parallel.pad_batch(batch, 4)
+    padded = placement.pad_batch(batch, 4)
     assert padded["image"].shape == (8, 2) and padded["mask"].tolist() == [1] * 5 + [0] * 3
-    masked = parallel.pad_batch({**batch, "mask": np.array([1, 1, 1, 0, 0], np.float32)}, 2)
+    masked = placement.pad_batch({**batch, "mask": np.array([1, 1, 1, 0, 0], np.float32)}, 2)
     assert masked["mask"].tolist() == [1, 1, 1, 0, 0, 0]
-    assert parallel.pad_batch(batch, 5) is batch
+    assert placement.pad_batch(batch, 5) is batch
 
 
 def test_multi_process_flags_go_together_and_a_single_process_needs_none(monkeypatch):
     for var in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "JAX_COORDINATOR_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
-    assert parallel.initialize_distributed() is False
+    assert distributed.initialize_distributed() is False
     with pytest.raises(ConfigError, match="missing --coordinator_address, --process_id"):
-        parallel.initialize_distributed(num_processes=2)
+        distributed.initialize_distributed(num_processes=2)
     with pytest.raises(ConfigError, match=r"--process_id=2 must be in 0..1"):
-        parallel.initialize_distributed("127.0.0.1:1", 2, 2)
+        distributed.initialize_distributed("127.0.0.1:1", 2, 2)
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("SLURM_NTASKS", "4")
-    assert parallel.detected_cluster() == "SLURM"
+    assert distributed.detected_cluster() == "SLURM"
 
 
 def test_prefetch_raises_a_source_error_only_after_the_batches_before_it():
@@ -250,14 +251,14 @@ def test_prefetch_raises_a_source_error_only_after_the_batches_before_it():
         yield {"x": np.ones(2)}
         raise KeyboardInterrupt
 
-    batches = parallel.prefetch(source(), lambda b: b, size=3)
+    batches = placement.prefetch(source(), lambda b: b, size=3)
     assert next(batches)["x"][0] == 0 and next(batches)["x"][0] == 1
     with pytest.raises(KeyboardInterrupt):
         next(batches)
 
 
 def test_one_cpu_device_takes_numpy_batches_straight_into_the_step():
-    strategy = parallel.make_strategy("sharding", 1)  # this process has one CPU device
+    strategy = placement.make_strategy("sharding", 1)  # this process has one CPU device
     batch = {"image": np.ones((4, 2), np.float32), "label": np.arange(4)}
     placed = strategy.put_batch(batch)
     assert strategy.host_is_device and all(isinstance(v, np.ndarray) for v in placed.values())

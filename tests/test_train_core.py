@@ -12,7 +12,7 @@ import pytest
 
 from jaxnets.train import config as config_lib
 from jaxnets.train import losses, model_api, optim
-from jaxnets.parallel import Stacked, stack_batches
+from jaxnets.train.placement import Stacked, stack_batches
 from jaxnets.train.inputs import EPOCH_END, ArrayData, as_inputs, epoch_stream
 
 

@@ -13,7 +13,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxnets.train import ArrayData, ConfigError, NonFiniteError, fit
-from jaxnets.train.checkpoint import Checkpointer
+from jaxnets.train.checkpoint import saved_steps
+from jaxnets.train.rundir import RunDir
 
 CONFIG = {"num_epochs": 3, "log_every_steps": 4, "checkpoint_every_steps": 5,
           "progress": False, "optimizer": "adamw", "weight_decay": 0.01,
@@ -102,7 +103,7 @@ def test_interrupt_saves_a_checkpoint_and_resume_is_bitwise_equal(tmp_path, refe
     workdir = str(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         fit(TinyNet(), Interrupting(toy_data(), 11, KeyboardInterrupt()), CONFIG, workdir)
-    assert Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 11
+    assert saved_steps(os.path.join(workdir, "checkpoints"))[-1] == 11
     resumed = fit(TinyNet(), toy_data(), CONFIG, workdir)
     assert resumed.summary["start_step"] == 11
     assert leaves_equal(resumed.state.params, reference.state.params)
@@ -119,9 +120,8 @@ def test_crash_resumes_mid_epoch_from_the_last_periodic_checkpoint(tmp_path, ref
     with pytest.raises(RuntimeError, match="disk on fire"):
         fit(TinyNet(), Interrupting(toy_data(), 13, RuntimeError("disk on fire")), CONFIG,
             workdir)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-    assert ckpt.latest_step() == 10
-    assert ckpt.restore_position(10) == {"step": 10, "epoch": 1, "batch_in_epoch": 2,
+    assert saved_steps(os.path.join(workdir, "checkpoints"))[-1] == 10
+    assert RunDir(workdir, primary=False).position(10) == {"step": 10, "epoch": 1, "batch_in_epoch": 2,
                                         "process_count": 1}
     resumed = fit(TinyNet(), toy_data(), CONFIG, workdir)
     assert leaves_equal(resumed.state.params, reference.state.params)
@@ -154,8 +154,7 @@ def test_non_finite_loss_stops_within_a_step_and_keeps_the_last_good_checkpoint(
     workdir = str(tmp_path)
     with pytest.raises(NonFiniteError, match=r"at step 12 .*last good checkpoint is step 10"):
         fit(TinyNet(), NaNAt(12), CONFIG, workdir)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-    assert ckpt.all_steps() == [5, 10]
+    assert saved_steps(os.path.join(workdir, "checkpoints")) == [5, 10]
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     assert max(r["step"] for r in records) <= 12  # stopped at once, not at the end
     assert all(np.isfinite(r["loss"]) for r in records)
@@ -165,9 +164,9 @@ def test_nan_on_a_checkpoint_step_is_never_saved(tmp_path):
     workdir = str(tmp_path)
     with pytest.raises(NonFiniteError, match="at step 10 "):
         fit(TinyNet(), NaNAt(10), CONFIG, workdir)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-    assert ckpt.all_steps() == [5]
-    raw = ckpt.manager.restore(5, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    assert saved_steps(os.path.join(workdir, "checkpoints")) == [5]
+    with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as manager:
+        raw = manager.restore(5, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(raw["state"]))
 
 
@@ -192,15 +191,14 @@ def test_steps_per_call_trains_like_one_step_per_call(reference, reference_k):
     # runs after the call that reached 4, 8, 12, ...; eval at each epoch's end
     assert [r["step"] for r in records if r["split"] == "train"] == [6, 8, 14, 16, 22, 24]
     assert [r["step"] for r in records if r["split"] == "eval"] == [8, 16, 24]
-    assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [14, 19, 24]
+    assert saved_steps(os.path.join(workdir, "checkpoints")) == [14, 19, 24]
 
 
 def test_steps_per_call_resumes_bitwise_after_an_interrupt(tmp_path, reference_k):
     workdir = str(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         fit(TinyNet(), Interrupting(toy_data(), 13, KeyboardInterrupt()), CONFIG_K, workdir)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-    assert ckpt.latest_step() == 11  # the end of the last call before the failing batch
+    assert saved_steps(os.path.join(workdir, "checkpoints"))[-1] == 11  # the end of the last call before the failing batch
     resumed = fit(TinyNet(), toy_data(), CONFIG_K, workdir)
     assert leaves_equal(resumed.state.params, reference_k.state.params)
     assert leaves_equal(resumed.state.opt_state, reference_k.state.opt_state)
@@ -210,7 +208,7 @@ def test_steps_per_call_names_the_bad_step_inside_a_call(tmp_path):
     workdir = str(tmp_path)
     with pytest.raises(NonFiniteError, match=r"at step 13 .*last good checkpoint is step 6"):
         fit(TinyNet(), NaNAt(13), CONFIG_K, workdir)  # the call of steps 12-14 checkpoints
-    assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [6]
+    assert saved_steps(os.path.join(workdir, "checkpoints")) == [6]
 
 
 def test_resuming_past_the_end_of_a_shorter_run_just_finishes(tmp_path):
@@ -277,7 +275,7 @@ def test_an_update_that_overflows_the_parameters_is_never_saved(tmp_path):
         fit(_linear_pair(), ArrayData(data, batch_size=16), {
             **CONFIG, "optimizer": "sgd", "learning_rate": 1e38, "weight_decay": 0.0,
             "schedule": "constant", "checkpoint_every_steps": 1}, str(tmp_path))
-    assert Checkpointer(os.path.join(str(tmp_path), "checkpoints")).all_steps() == []
+    assert saved_steps(os.path.join(str(tmp_path), "checkpoints")) == []
 
 
 def test_a_label_that_is_no_class_stops_training_naming_labels(tmp_path):
@@ -347,27 +345,25 @@ def test_a_damaged_config_json_is_named_with_the_ways_on(tmp_path):
 
 
 def test_a_checkpoint_of_another_number_of_processes_is_refused(tmp_path):
-    from jaxnets.train.loop import _resumable_position
-    fit(TinyNet(), toy_data(), {**CONFIG, "num_epochs": 1}, str(tmp_path))
-    ckpt = Checkpointer(str(tmp_path / "checkpoints"))
-    position = ckpt.restore_position(ckpt.latest_step())
-    ckpt.close()
-    assert position == {"step": 8, "epoch": 0, "batch_in_epoch": 8, "process_count": 1}
-    assert _resumable_position(position, 8, "w") == position
-    with pytest.raises(ConfigError, match=r"step 8 in w was written by 2 process\(es\), this "
-                       r"run has 1: resume it with 2 .*--num_processes"):
-        _resumable_position({**position, "process_count": 2}, 8, "w")
-    del position["process_count"]  # written before the count was recorded: one process
-    assert _resumable_position(position, 8, "w") == position
+    from jaxnets.train.config import resolve
+    config = resolve({**CONFIG, "num_epochs": 1})
+    fit(TinyNet(), toy_data(), config, str(tmp_path))
+    run = RunDir(str(tmp_path), primary=False)
+    assert run.position(8) == {"step": 8, "epoch": 0, "batch_in_epoch": 8, "process_count": 1}
+    with pytest.raises(ConfigError, match=r"step 8 in .* was written by 1 process\(es\), this "
+                       r"run has 2: resume it with 1 .*--num_processes"):
+        run.resume_step(config, process_count=2)
+    assert RunDir(str(tmp_path), primary=False).resume_step(config, process_count=1) == 8
 
 
 def test_a_workdir_that_cannot_be_written_is_one_line(tmp_path):
-    from jaxnets.train.loop import make_workdir
     with pytest.raises(ConfigError, match=r"/proc/self: cannot write in it .*writable"):
-        make_workdir("/proc/self")
+        with RunDir("/proc/self", primary=True).claimed():
+            pass
     (tmp_path / "afile").write_text("")
     with pytest.raises(ConfigError, match=r"cannot write in it \(a file is in the way\)"):
-        make_workdir(str(tmp_path / "afile"))
+        with RunDir(str(tmp_path / "afile"), primary=True).claimed():
+            pass
 
 
 def test_a_workdir_in_use_by_another_run_is_refused(tmp_path):
@@ -451,7 +447,8 @@ def test_a_script_calling_fit_gets_the_clis_host_tuning(tmp_path):
 def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
     code = ("import glob, importlib.util, sys\n"
             "from jaxnets.train.reporting import Reporter\n"
-            "r = Reporter(sys.argv[1], 'run', progress=False)\n"
+            "from jaxnets.train.rundir import RunDir\n"
+            "r = Reporter(RunDir(sys.argv[1], primary=True), 'run', progress=False)\n"
             "r.record(1, 'train', {'loss': 0.5}); r.tb.flush()\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             "assert glob.glob(sys.argv[1] + '/tensorboard/events.out.tfevents.*')\n"

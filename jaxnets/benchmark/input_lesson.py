@@ -8,12 +8,12 @@ random shifts, normalization) fed four ways, each timed over the same steps:
                  training thread ("read all data into RAM")
   prefetch       RAM cache, with batches made ahead by a pool of CPU threads ("use
                  multiple CPU threads to prefetch data")
-  + device       also copied to the device ahead of use (jaxnets.parallel.prefetch_to_device)
+  + device       also copied to the device ahead of use (jaxnets.train.placement.prefetch_to_device)
 
 The data is synthetic digits in one compressed .npz file per example (TensorFlow is not
 needed, so this runs on a GPU machine too); the files sit in the OS page cache, so
 "naive" pays for opening and decoding, not for a disk: a real disk only adds to it.
-Stall = time spent waiting for the next batch / wall time (jaxnets.data.StallMeter).
+Stall = time spent waiting for the next batch / wall time (jaxnets.train.meter.StallMeter).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from jaxnets.data.stall_meter import StallMeter
+from jaxnets.train.meter import StallMeter
 
 PAD = 4           # random shifts of up to 4 pixels, as lenet_mnist's augment
 MEAN, STD = 0.1307, 0.3081
@@ -111,7 +111,7 @@ def run_lesson(train_step, *, batch: int = 32, steps: int = 200, examples: int =
                tiny: bool = False) -> list[LessonRow]:
     """The four rows, each over `steps` steps of `train_step(batch_dict)` (which must
     wait for its result, so that time spent computing is not counted as waiting)."""
-    from jaxnets.parallel import prefetch_to_device  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.placement import prefetch_to_device  # pylint: disable=g-import-not-at-top
 
     if tiny:
         batch, steps, examples = 8, 4, 64

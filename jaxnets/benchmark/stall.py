@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import tempfile
 import time
 
-from jaxnets.data.stall_meter import StallMeter
+from jaxnets.train.meter import StallMeter
 from jaxnets.train.inputs import EPOCH_END
 
 
@@ -40,32 +39,6 @@ class StallRow:
     host_only: float | None = None     # steady state, batches straight from the host
     note: str = ""
     steps_per_call: int = 1
-
-
-class InFlight:
-    """`step(item) -> examples`: the loop's call for a stream item (a batch, or a
-    `Stacked` group run by the k-step program), keeping at most one call in flight as it does."""
-
-    def __init__(self, strategy, state):
-        self.strategy, self.state, self.previous = strategy, state, None
-        self.programs = {False: strategy.compile_train(stacked=False),
-                         True: strategy.compile_train()}
-
-    def __call__(self, item) -> int:
-        import jax  # pylint: disable=g-import-not-at-top
-
-        from jaxnets.parallel import Stacked  # pylint: disable=g-import-not-at-top
-        stacked = isinstance(item, Stacked)
-        batch = item.batch if stacked else item
-        self.state, metrics, finite = self.programs[stacked](self.state, batch)
-        if self.previous is not None:
-            jax.block_until_ready(self.previous)
-        self.previous = finite
-        return self.strategy.examples(batch, stacked)
-
-    def wait(self):
-        import jax  # pylint: disable=g-import-not-at-top
-        jax.block_until_ready(self.state)
 
 
 def preset_stall(name: str, *, steps: int, data_dir: str = "",
@@ -84,11 +57,11 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
 
     from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.parallel import Stacked, make_strategy, stack_batches  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.config import resolve  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.placement import stack_batches  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
 
     config = presets.build_config(name)
     if data_dir:
@@ -98,51 +71,47 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
         return StallRow(name, config.dataset, config.batch_size, 0, 0.0, None,
                         note="skipped: its tf.data pipeline needs TensorFlow")
     try:
-        with tempfile.TemporaryDirectory(prefix="jaxnets-stall-") as workdir:
-            dataset = experiment.load_dataset(config, workdir)
+        dataset = experiment.load_dataset(config)
     except Exception as e:  # noqa: BLE001 - not prepared / offline: report, don't fail
         return StallRow(name, config.dataset, config.batch_size, 0, 0.0, None,
                         note=f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
     model = experiment.model_from_config(config, dataset)
-    tx, _ = make_optimizer(config, total_steps=10_000)
-    # the loop's placement and step program, on one device
-    strategy = make_strategy(config.parallel, 1, config.steps_per_call)
-    k = strategy.steps_per_call
-    inputs = as_inputs(dataset)
+    # the loop's Trainer on one device: its placement, its stream, its step programs
+    config = resolve({**config.to_dict(), "num_devices": 1, "num_steps": _ENDLESS})
+    trainer = Trainer(model, as_inputs(dataset), config)
+    k = trainer.strategy.steps_per_call
+    step = lambda item: trainer.train_on(item)[0]  # noqa: E731  (examples)
+    wait = lambda: jax.block_until_ready(trainer.state)  # noqa: E731
     # The loop's feeding: one stream over the epochs, read ahead across their ends.
-    stream = strategy.prefetch(epoch_stream(inputs, 0, 0, _ENDLESS))
-    first = next(stream)
-    example = first.first() if isinstance(first, Stacked) else first
-    state = strategy.put_state(create_state(model, tx, example, config.seed))
-    step = InFlight(strategy, state)
-    step(first)  # compiles
-    step.wait()
+    stream = trainer.batches()
+    step(next(stream))  # compiles
+    wait()
     started = time.perf_counter()
     step(next(stream))
-    step.wait()
+    wait()
     if dataset.steps_per_epoch < 4 * k:
         raise ValueError(f"{name}: fewer than 4 calls per epoch leave nothing to measure")
     calls = max(1, min(steps // k,
                        int(window_seconds / max(time.perf_counter() - started, 1e-6))))
-    first_epoch, _ = _window(stream, step, min(calls, dataset.steps_per_epoch // k - 2))
+    first_epoch, _ = _window(stream, step, wait, min(calls, dataset.steps_per_epoch // k - 2))
     for item in stream:  # the rest of epoch 0 (fills the RAM cache), trained untimed
         if item is EPOCH_END:
             break
         step(item)
-    stall, rate = _window(stream, step, calls)
+    stall, rate = _window(stream, step, wait, calls)
     stream.close()
-    host = epoch_stream(inputs, 2, 0, _ENDLESS)
+    host = epoch_stream(as_inputs(dataset), 2, 0, _ENDLESS)
     host = stack_batches(host, k) if k > 1 else host
     step(next(host))  # builds its pipeline, untimed (the loop builds its own before training)
-    host_only, _ = _window(host, step, calls)
+    host_only, _ = _window(host, step, wait, calls)
     return StallRow(name, config.dataset, config.batch_size, calls * k, rate, stall,
                     first_epoch, host_only, steps_per_call=k)
 
 
-_ENDLESS = 1 << 62  # steps: the stream runs as long as it is read
+_ENDLESS = 1 << 40  # steps: the stream runs as long as it is read
 
 
-def _window(items, step, calls: int) -> tuple[float, float]:
+def _window(items, step, wait, calls: int) -> tuple[float, float]:
     """(stall, examples/s) over `calls` calls of the step programs fed from `items`."""
     meter = StallMeter(items)
     done = examples = 0
@@ -153,7 +122,7 @@ def _window(items, step, calls: int) -> tuple[float, float]:
         if done == calls:
             break
     waited = meter.wait_seconds
-    step.wait()
+    wait()
     wall = max(meter.wall_seconds, 1e-9)
     return min(1.0, waited / wall), examples / wall
 

@@ -31,26 +31,32 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     import jax  # pylint: disable=g-import-not-at-top
     import tempfile  # pylint: disable=g-import-not-at-top
 
-    from jaxnets import inference  # pylint: disable=g-import-not-at-top
     from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.train import config as config_lib, experiment, loop  # pylint: disable=g-import-not-at-top
+    from jaxnets.train import config as config_lib, experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.reporting import Reporter  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.rundir import RunDir  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
     config = config_lib.resolve(presets.build_config(name))
     with tempfile.TemporaryDirectory() as workdir:  # as train_and_evaluate, then fit
-        dataset = experiment.load_dataset(config, workdir)
-        marks["data"] = time.perf_counter() - _T0
-        model = experiment.model_from_config(config, dataset)
-        inference.save_model_spec(workdir, config, experiment.model_sizes(dataset))
-        trainer = loop._Trainer(as_model(model), as_inputs(dataset), config,  # pylint: disable=protected-access
-                                workdir, config.preset)  # state, checkpoints, reports
-        marks["state"] = time.perf_counter() - _T0
-        trainer.train(calls=1)  # the loop's first call: compile, then 1 or k steps
-        jax.block_until_ready(trainer.state)
-        marks["first_step"] = time.perf_counter() - _T0
-        trainer.reporter.close()
-        trainer.ckpt.close()
+        run = RunDir(workdir)
+        with run.claimed():
+            dataset = experiment.load_dataset(config, run)
+            marks["data"] = time.perf_counter() - _T0
+            model = experiment.model_from_config(config, dataset)
+            experiment.stage_run_files(run, config, dataset)
+            trainer = Trainer(as_model(model), as_inputs(dataset), config, run)
+            run.begin(config)
+            reporter = Reporter(run, config.preset, progress=False)  # as fit's loop opens it
+            marks["state"] = time.perf_counter() - _T0
+            items = trainer.batches()
+            trainer.train_on(next(items))  # the loop's first call: compile, then 1 or k steps
+            jax.block_until_ready(trainer.state)
+            marks["first_step"] = time.perf_counter() - _T0
+            items.close()
+            reporter.close()
     return marks
 
 

@@ -156,24 +156,23 @@ def _host_ab(name, options, reps) -> dict:
 
 def _lesson(options):
     """The lesson with the real LeNet step of lenet_mnist (one step in flight)."""
-    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.config import resolve  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
 
     workload = workloads.build("lenet", tiny=options.tiny, dtype=_dtype(options.dtype))
     batch_size = 8 if options.tiny else workload.config.batch_size
     blank = np.zeros((batch_size, 28, 28), np.uint8), np.zeros(batch_size, np.int32)
     example = input_lesson.finish(*blank, np.random.default_rng(0))
-    tx, _ = make_optimizer(workload.config, total_steps=10_000)
-    strategy = make_strategy("sharding", 1)  # the loop's one-device program
-    state = strategy.put_state(create_state(as_model(workload.module), tx, example, 0))
-    step = stall.InFlight(strategy, state)
+    config = resolve({**workload.config.to_dict(), "parallel": "sharding", "num_devices": 1,
+                      "steps_per_call": 1, "num_steps": 10_000, "seed": 0})
+    trainer = Trainer(as_model(workload.module), as_inputs([example]), config)
 
     def train(batch):
-        step(batch)
+        trainer.train_on(batch)
 
     rows = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
                                    steps=options.lesson_steps)
-    step.wait()
+    trainer.check_finite()
     return rows

@@ -175,66 +175,60 @@ class JaxRun:
 
 
 def jax_run(workload: Workload, steps_per_call: int | None = None) -> JaxRun:
-    """Builds the state, compiles the loop's step program (timed) and returns runners.
+    """The workload's model in the loop's own Trainer (jaxnets/train/trainer.py) on one
+    device, its programs compiled (timed), and runners that call it as `fit` does.
 
     `steps_per_call` (default: the preset's, as `python -m jaxnets.experiments.run` trains
     it): k > 1 runs k steps per call on k stacked copies of the batch (`train_steps`).
     """
     import jax  # pylint: disable=g-import-not-at-top
 
-    from jaxnets.parallel import make_strategy  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.config import resolve  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.optim import make_optimizer  # pylint: disable=g-import-not-at-top
-    from jaxnets.train.state import create_state  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.placement import Stacked  # pylint: disable=g-import-not-at-top
+    from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
 
     k = steps_per_call or workload.config.steps_per_call
     started = time.perf_counter()
     model = as_model(workload.module)
-    tx, _ = make_optimizer(workload.config, total_steps=10_000)
+    config = resolve({**workload.config.to_dict(), "parallel": "sharding", "num_devices": 1,
+                      "steps_per_call": k, "num_steps": 10_000, "seed": 0})
+    trainer = Trainer(model, as_inputs([workload.batch]), config)  # no workdir: saves nothing
     batch = jax.device_put(workload.batch)
-    state = create_state(model, tx, batch, seed=0)
-    compile_start = time.perf_counter()
-    strategy = make_strategy("sharding", 1, k)  # the loop's, on one device
-    if k > 1:
-        stacked = jax.device_put({key: np.stack([v] * k) for key, v in workload.batch.items()})
-        program = strategy.compile_train(stacked=True).lower(state, stacked).compile()
-        call = lambda s: program(s, stacked)  # noqa: E731
-    else:
-        program = strategy.compile_train(stacked=False).lower(state, batch).compile()
-        call = lambda s: program(s, batch)  # noqa: E731
-    compile_seconds = time.perf_counter() - compile_start
-    box = {"state": state, "metrics": None}
-    box["state"], box["metrics"], _ = call(box["state"])
-    jax.block_until_ready(box["state"])
+    item = (Stacked(jax.device_put({key: np.stack([v] * k) for key, v in workload.batch.items()}))
+            if k > 1 else batch)
+    compile_seconds = trainer.compile_for(item)
+    trainer.train_on(item)
+    jax.block_until_ready(trainer.state)
     first_step = time.perf_counter() - started
-    single = (program if k == 1 else
-              strategy.compile_train(stacked=False).lower(box["state"], batch).compile())
+    if k > 1:
+        trainer.compile_for(batch)
 
     def train(n):  # as the loop groups them: n // k calls of k steps, the rest one by one
         for _ in range(n // k):
-            box["state"], box["metrics"], _ = call(box["state"])
+            trainer.train_on(item)
         train_single(n % k)
 
     def train_single(n):
         for _ in range(n):
-            box["state"], box["metrics"], _ = single(box["state"], batch)
-        jax.block_until_ready(box["state"])
+            trainer.train_on(batch)
+        jax.block_until_ready(trainer.state)
 
     # Compiled here, not on the first call: steps_for's one timed call would otherwise
     # be the compile and pick a single step per repetition (launch-bound on a GPU).
     forward = jax.jit(lambda params, model_state, b: model.apply(
         params, model_state, b, train=False, rng=None)[0]).lower(
-            box["state"].params, box["state"].model_state, batch).compile()
+            trainer.state.params, trainer.state.model_state, batch).compile()
 
     def infer(n):
         out = None
         for _ in range(n):
-            out = forward(box["state"].params, box["state"].model_state, batch)
+            out = forward(trainer.state.params, trainer.state.model_state, batch)
         jax.block_until_ready(out)
 
-    def loss():
-        m = box["metrics"]
-        return float(m.loss_sum) / max(float(m.count), 1.0)
+    def loss():  # the mean training loss since the last call of `loss`
+        return float(trainer.take_train_metrics()["loss"])
 
     return JaxRun(train, train_single, k, infer, compile_seconds, first_step, loss,
-                  lambda: box["state"])
+                  lambda: trainer.state)

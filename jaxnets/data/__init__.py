@@ -22,7 +22,6 @@ from jaxnets.data.catalog import SPECS as _SPECS
 from jaxnets.data.catalog import spec_for
 from jaxnets.data.pipeline import Batch, Dataset
 from jaxnets.data.public import DatasetUnavailableError
-from jaxnets.data.stall_meter import StallMeter
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary, tokenize
 
 if importlib.util.find_spec("tensorflow_datasets") is not None:  # absent on model-only hosts
@@ -30,7 +29,7 @@ if importlib.util.find_spec("tensorflow_datasets") is not None:  # absent on mod
 
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
 
-__all__ = ["DATASETS", "Batch", "Dataset", "DatasetUnavailableError", "StallMeter",
+__all__ = ["DATASETS", "Batch", "Dataset", "DatasetUnavailableError", 
            "Vocabulary", "build_vocabulary", "get_dataset", "tokenize"]
 
 

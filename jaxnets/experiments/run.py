@@ -14,7 +14,7 @@ jaxnets/train/config.py). Running the same command again on the same
 --workdir resumes from its newest checkpoint. TensorFlow (tf.data only) is
 imported by jaxnets.data alone, with its GPUs hidden from it.
 
-Several processes (jaxnets/parallel.py): under SLURM or Open MPI with more than
+Several processes (jaxnets/distributed.py): under SLURM or Open MPI with more than
 one task, jax.distributed finds its peers by itself; elsewhere give the three
 --coordinator_address/--num_processes/--process_id flags to every process, or
 try it on one machine with `python -m jaxnets.experiments.launch`.
@@ -87,10 +87,11 @@ def main(argv) -> int:
 
     from jaxnets import runtime_options
     runtime_options.tune_host()  # before JAX starts: malloc reuse, programs on this thread
-    from jaxnets import parallel  # before anything else uses JAX
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+    from jaxnets import distributed  # before anything else uses JAX
+    distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)
-    parallel.make_strategy(config.parallel, config.num_devices, config.steps_per_call
+    from jaxnets.train.placement import make_strategy
+    make_strategy(config.parallel, config.num_devices, config.steps_per_call
                            ).check_batch(config.batch_size)  # a usage error before the data loads
     _enable_compilation_cache(_COMPILATION_CACHE.value)
     from jaxnets.data import DatasetUnavailableError
@@ -104,7 +105,7 @@ def main(argv) -> int:
         raise  # a usage error: one line, exit 2
     except ValueError as e:  # a bug, not a usage error: keep the traceback
         raise RuntimeError(f"training failed: {e}") from e
-    if not config.progress and parallel.is_primary():
+    if not config.progress and distributed.is_primary():
         print(result.summary_line)
     return 0
 

@@ -16,7 +16,8 @@ import importlib
 _EXPORTS = {
     "ArrayData": "inputs", "ConfigError": "config", "default_config": "config",
     "FlaxModel": "model_api", "FunctionalModel": "model_api", "Model": "model_api",
-    "as_model": "model_api", "NonFiniteError": "loop", "Result": "loop", "fit": "loop",
+    "as_model": "model_api", "NonFiniteError": "trainer", "Result": "loop", "fit": "loop",
+    "Trainer": "trainer", "RunDir": "rundir", "StallMeter": "meter",
     "TrainState": "state", "create_state": "state", "eval_step": "steps",
     "train_step": "steps", "train_and_evaluate": "experiment",
 }

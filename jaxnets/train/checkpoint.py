@@ -14,12 +14,12 @@ so the last good checkpoint is never lost. The loop checks that a state is
 finite before saving it.
 
 Devices and processes: the loop saves one copy of the state, replicated on
-its devices (`Strategy.unreplicate` in jaxnets/parallel.py), and restores into
+its devices (`Strategy.unreplicate` in jaxnets/train/placement.py), and restores into
 that layout (`Strategy.restore_target`), so a run may resume under another
 strategy or device count, but not another number of processes (each reads
 its own shard of the data: the position would point elsewhere; refused by
-loop._resumable_position). With several processes every process calls `save`
-and `restore` (orbax coordinates them): process 0 writes the metadata and
+RunDir.resume_step). With several processes every process calls `save`
+and the readers (orbax coordinates them): process 0 writes the metadata and
 the position, each array is written once, and all processes must see the
 same directory.
 """
@@ -32,22 +32,53 @@ import os
 import orbax.checkpoint as ocp
 
 from jaxnets.train.config import ConfigError
-
 from jaxnets.train.state import TrainState
 
 
-def saved_steps(directory: str) -> list[int]:
-    """The steps of the complete checkpoints in `directory`, found without creating or
-    changing anything there (none if it does not exist)."""
+@contextlib.contextmanager
+def reader(directory: str):
+    """A read-only view of the checkpoints in `directory`: it creates and changes nothing
+    there, so a command can look before it decides to write. Yields None when the
+    directory does not exist."""
     if not os.path.isdir(directory):
-        return []
+        yield None
+        return
     options = ocp.CheckpointManagerOptions(create=False, read_only=True)
     with ocp.CheckpointManager(os.path.abspath(directory), options=options) as manager:
-        return list(manager.all_steps())
+        yield manager
+
+
+def saved_steps(directory: str) -> list[int]:
+    """The steps of the complete checkpoints in `directory` (none if it does not exist)."""
+    with reader(directory) as manager:
+        return [] if manager is None else list(manager.all_steps())
+
+
+def read_position(manager, step: int) -> dict:
+    """Only the data position of checkpoint `step` (cheap: reads one JSON)."""
+    with explained_restore(manager, step):
+        restored = manager.restore(step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
+    return dict(restored.position)
+
+
+def read_state(manager, step: int, abstract: TrainState, resume: str = "resume") -> TrainState:
+    """The state of checkpoint `step`, shaped like `abstract` (from abstract_state)."""
+    with explained_restore(manager, step, resume):
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract.checkpoint_items())))
+    return abstract.with_items(dict(restored.state))
+
+
+def read_params(manager, step: int):
+    """The parameters of checkpoint `step` as saved (prediction: no model state needed)."""
+    with explained_restore(manager, step, resume="predict"):
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore()))
+    return restored.state["params"]
 
 
 class Checkpointer:
-    """Saves and restores (TrainState, data position) under `directory`.
+    """Saves (TrainState, data position) under `directory`; `reader` restores them.
 
     Args:
       directory: where the step directories go (created if missing).
@@ -78,20 +109,6 @@ class Checkpointer:
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state.checkpoint_items()),
             position=ocp.args.JsonSave(dict(position))), force=True)
-
-    def restore_position(self, step: int) -> dict:
-        """Only the data position of checkpoint `step` (cheap: reads one JSON)."""
-        with explained_restore(self.manager, step):
-            restored = self.manager.restore(
-                step, args=ocp.args.Composite(position=ocp.args.JsonRestore()))
-        return dict(restored.position)
-
-    def restore(self, step: int, abstract: TrainState) -> TrainState:
-        """The state of checkpoint `step`, shaped like `abstract` (from abstract_state)."""
-        with explained_restore(self.manager, step):
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract.checkpoint_items())))
-        return abstract.with_items(dict(restored.state))
 
     def wait(self) -> None:
         """Blocks until every pending write is committed."""

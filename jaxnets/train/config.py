@@ -16,7 +16,7 @@ import ml_collections
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 DTYPES = ("float32", "bfloat16", "float16")
-PARALLEL = ("auto", "pmap", "sharding")   # see jaxnets/parallel.py
+PARALLEL = ("auto", "pmap", "sharding")   # see jaxnets/train/placement.py
 
 # Fields that change only logging or bookkeeping: a resumed run may differ in these.
 COSMETIC_FIELDS = ("note", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
@@ -75,7 +75,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.step_boundaries = (0.5, 0.75)  # step: fractions of the run where lr *= step_factor
     c.step_factor = 0.1
     c.seed = 0
-    # Devices (jaxnets/parallel.py): batch_size is per process and is split evenly over
+    # Devices (jaxnets/train/placement.py): batch_size is per process and is split evenly over
     # its devices; with several processes the global batch is batch_size x processes.
     c.parallel = "auto"          # pmap | sharding (jax.jit with a Mesh and NamedSharding) |
                                  # auto: pmap on several devices, plain jit on one

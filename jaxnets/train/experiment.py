@@ -7,28 +7,25 @@ or 'package.module:factory') and hands both to `fit`.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxnets.train.checkpoint import saved_steps
+from jaxnets import distributed
 from jaxnets.train import config as config_lib
 from jaxnets.train.config import ConfigError, check_dataset
-from jaxnets.train.loop import (Result, fit, make_workdir, only_run_in, refuse_another_config)
+from jaxnets.train.loop import Result, fit
 from jaxnets.train.model_api import Model, build_model
-
-VOCAB_FILE = "vocab.json"
-SOURCE_VOCAB_FILE = "source_vocab.json"
+from jaxnets.train.rundir import MODEL, SOURCE_VOCAB, VOCAB, RunDir
 
 
-def load_dataset(config, workdir: str, resuming: bool = False):
-    """`jaxnets.data.get_dataset` for `config`; a resumed text run reuses its saved
-    vocabulary (the checkpoint's token ids), a new run builds and saves its own."""
+def load_dataset(config, run: RunDir | None = None, resuming: bool = False):
+    """`jaxnets.data.get_dataset` for `config`; a resumed text run reuses the vocabulary
+    saved in `run` (the checkpoint's token ids). Reads only: `stage_run_files` hands the
+    files a new run saves to its RunDir."""
     from jaxnets import data
+    from jaxnets.data.catalog import spec_for
     check_dataset(config.dataset)
     kwargs = {
         "batch_size": config.batch_size, "eval_batch_size": config.eval_batch_size or None,
@@ -36,26 +33,26 @@ def load_dataset(config, workdir: str, resuming: bool = False):
         "image_shape": tuple(config.image_shape) if config.image_shape else None,
         "max_length": config.max_length or None, "vocab_size": config.vocab_size or None,
         "augment": config.augment,
-        # each process reads its own shard of every split (jaxnets/parallel.py)
+        # each process reads its own shard of every split (jaxnets/data/contract.py)
         "process_index": jax.process_index(), "process_count": jax.process_count(),
     }
-    vocab_path = os.path.join(workdir, VOCAB_FILE)
-    from jaxnets.data.catalog import spec_for
-    keep_vocab = resuming and os.path.exists(vocab_path)  # the checkpoint's token ids
     try:
-        if keep_vocab and spec_for(config.dataset).kind == "text":
-            kwargs["vocab"] = data.Vocabulary.load(vocab_path)
-        dataset = data.get_dataset(config.dataset, **kwargs)
+        saved = run.read_vocab(VOCAB) if (run and resuming) else None
+        if saved is not None and spec_for(config.dataset).kind == "text":
+            kwargs["vocab"] = saved  # the checkpoint's token ids
+        return data.get_dataset(config.dataset, **kwargs)
     except ValueError as e:  # an option that does not fit this dataset, a damaged vocabulary
         raise ConfigError(f"dataset {config.dataset!r}: {e}") from None
-    if jax.process_index() != 0:  # the workdir's files are written once, by process 0
-        return dataset
-    if getattr(dataset, "vocab", None) is not None and not keep_vocab:
-        os.makedirs(workdir, exist_ok=True)
-        dataset.vocab.save(vocab_path)
-    if getattr(dataset, "source_vocab", None) is not None:  # translation: the input side
-        dataset.source_vocab.save(os.path.join(workdir, SOURCE_VOCAB_FILE))
-    return dataset
+
+
+def stage_run_files(run: RunDir, config, dataset) -> None:
+    """model.json and the vocabularies, for `fit` to write once every check has passed."""
+    run.stage(MODEL, {"model": config.model, "model_kwargs": config.model_kwargs.to_dict(),
+                      "dtype": config.dtype, "sizes": model_sizes(dataset)})
+    for name, vocab in ((VOCAB, getattr(dataset, "vocab", None)),
+                        (SOURCE_VOCAB, getattr(dataset, "source_vocab", None))):
+        if vocab is not None:
+            run.stage(name, vocab)
 
 
 def model_sizes(dataset) -> dict:
@@ -81,72 +78,47 @@ def model_from_config(config, dataset) -> Model:
         dtype=None if config.dtype == "float32" else jnp.dtype(config.dtype))
 
 
-def evaluate_generation(model: Model, result: Result, dataset) -> dict:
-    """The sequence modes' own measures, added to the run's summary.
+def generation_measures(model: Model, dataset):
+    """The sequence modes' own measures of a final state, or None for other models.
 
     Translation and captioning: exact-match accuracy of greedy decoding on the
-    eval set. Language model: bits per character (the eval loss in base 2) and
-    a few sampled texts.
+    eval set (summed over processes). Language model: bits per character (the eval
+    loss in base 2) and a few sampled texts.
     """
     from jaxnets import inference
-    module, params = getattr(model, "module", None), result.state.params
-    if not hasattr(module, "generate") or not result.eval:
-        return {}
-    if "source" in dataset.eval or "image" in dataset.eval:
-        return inference.exact_match(module, params, dataset.eval_batches(),
-                                     combine=_summed_over_processes)
-    return {"bits_per_char": result.eval["loss"] / math.log(2),
-            "samples": inference.sample_text(module, params, dataset.vocab)}
+    module = getattr(model, "module", None)
+    if getattr(dataset, "kind", None) != "sequence" or not hasattr(module, "generate"):
+        return None
 
-
-def _summed_over_processes(counts: np.ndarray) -> np.ndarray:
-    """Counts summed over every process (each scored its own shard of the eval set)."""
-    if jax.process_count() == 1:
-        return counts
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    return np.asarray(multihost_utils.process_allgather(counts)).sum(axis=0)
+    def measures(state, last_eval: dict | None) -> dict:
+        if last_eval is None:
+            return {}
+        if "source" in dataset.eval or "image" in dataset.eval:
+            return inference.exact_match(module, state.params, dataset.eval_batches(),
+                                         combine=distributed.summed_over_processes)
+        return {"bits_per_char": last_eval["loss"] / math.log(2),
+                "samples": inference.sample_text(module, state.params, dataset.vocab)}
+    return measures
 
 
 def train_and_evaluate(config, workdir: str) -> Result:
     """Trains and evaluates the model and dataset `config` names; logs to `workdir`.
 
+    Builds the data and the model, then calls `fit` once. The workdir is claimed and
+    checked before the data is read (a resumed text run reuses its vocabulary), and
+    nothing is written there until every check has passed.
+
     Args:
       config: a ConfigDict (see jaxnets.train.config.default_config).
       workdir: checkpoints, logs, plots; an existing checkpoint is resumed.
     """
-    from jaxnets import inference, runtime_options
+    from jaxnets import runtime_options
     runtime_options.tune_host()  # as fit does; here before the data can start JAX
     config = config_lib.resolve(config)
-    workdir = os.path.abspath(workdir)
-    make_workdir(workdir)
-    with only_run_in(workdir):  # before the vocabulary and model.json are written
-        resuming = bool(saved_steps(os.path.join(workdir, "checkpoints")))
-        refuse_another_config(workdir, config, resuming)  # before anything is written too
-        dataset = load_dataset(config, workdir, resuming)
+    run = RunDir(workdir)
+    with run.claimed():
+        resuming = run.resume_step(config, jax.process_count()) is not None
+        dataset = load_dataset(config, run, resuming)
         model = model_from_config(config, dataset)
-        if jax.process_index() == 0:
-            inference.save_model_spec(workdir, config, model_sizes(dataset))
-        result = fit(model, dataset, config, workdir)
-        if getattr(dataset, "kind", None) == "sequence":
-            extra = evaluate_generation(model, result, dataset)
-            result.summary.update(extra)
-            _report_generation(workdir, extra)
-    return result
-
-
-def _report_generation(workdir: str, extra: dict) -> None:
-    """Prints the sequence measures and adds them to summary.json (process 0)."""
-    if not extra or jax.process_index() != 0:
-        return
-    for key, value in extra.items():
-        if key == "samples":
-            print("samples:\n" + "\n".join(f"  {text!r}" for text in value))
-        else:
-            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    path = os.path.join(workdir, "summary.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            summary = json.load(f)
-        summary.update(extra)
-        with open(path, "w") as f:
-            json.dump(summary, f, indent=1)
+        stage_run_files(run, config, dataset)
+        return fit(model, dataset, config, run, measures=generation_measures(model, dataset))

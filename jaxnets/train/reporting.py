@@ -7,20 +7,18 @@ Files in the workdir:
   learning_curve.png   train and eval loss/accuracy against step, at the end
   summary.json         the final numbers
 
-A resumed run drops the records after its checkpoint (they will be logged
-again), so the files read as one uninterrupted run. In a multi-process run
+Every file goes through the run's RunDir (jaxnets/train/rundir.py). A resumed run drops
+the records after its checkpoint (they will be logged again), so the files read as one
+uninterrupted run. In a multi-process run
 only process 0 writes (and prints); the others' Reporter is silent.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import sys
-import time
 
 from jaxnets.import_guard import without_module
+from jaxnets.train.rundir import CURVE
 
 
 def format_duration(seconds: float) -> str:
@@ -44,61 +42,23 @@ def progress_line(*, name, step, total, epoch, loss, accuracy, lr, examples_per_
             f"{speed}")
 
 
-class Throughput:
-    """Examples/s, input-stall fraction and ETA over the window since `reset()`."""
-
-    def __init__(self, clock=time.perf_counter):
-        self.clock = clock
-        self.reset()
-
-    def reset(self) -> None:
-        self.start, self.examples, self.steps, self.wait = self.clock(), 0, 0, 0.0
-
-    def add(self, examples: int, wait_seconds: float, steps: int = 1) -> None:
-        """One call of the step program: `steps` steps on `examples` examples."""
-        self.examples += examples
-        self.steps += steps
-        self.wait += wait_seconds
-
-    def read(self, steps_left: int) -> dict:
-        wall = max(self.clock() - self.start, 1e-9)
-        return {"seconds": wall, "examples_per_sec": self.examples / wall,
-                "stall_fraction": min(1.0, self.wait / wall),
-                "eta_seconds": steps_left * wall / max(self.steps, 1)}
-
-
-def _truncate_jsonl(path: str, start_step: int) -> None:
-    """Keeps records up to `start_step` (eval records before it): they happened."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    kept = [r for r in records if r["step"] < start_step
-            or (r["step"] == start_step and r["split"] == "train")]
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-
-
 class Reporter:
-    """Writes progress lines, metrics.jsonl, TensorBoard events and the final plot."""
+    """Writes progress lines, metrics.jsonl, TensorBoard events and the final plot, all
+    through the run's `RunDir` (process 0 writes; the others' Reporter is silent)."""
 
-    def __init__(self, workdir: str, name: str, *, start_step: int = 0,
-                 progress: bool = True, stream=None, primary: bool = True):
-        self.workdir, self.name, self.progress = workdir, name, progress
+    def __init__(self, run, name: str, *, start_step: int = 0, progress: bool = True,
+                 stream=None):
+        self.run, self.name, self.progress = run, name, progress
         self.stream = stream or sys.stdout
-        self.primary = primary
-        if not primary:  # another process writes the files
+        self.primary = run.primary
+        if not self.primary:  # another process writes the files
             return
-        os.makedirs(workdir, exist_ok=True)
-        self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
-        _truncate_jsonl(self.jsonl_path, start_step)
-        self.log_file = open(os.path.join(workdir, "train.log"), "a")
+        run.keep_metrics_until(start_step)
+        self.log_file = run.open_log()
         with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
             from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        tb_dir = os.path.join(workdir, "tensorboard")
-        if not start_step:  # a fresh start: events of a run that never checkpointed go
-            shutil.rmtree(tb_dir, ignore_errors=True)
-        self.tb = SummaryWriter(tb_dir, purge_step=start_step + 1 if start_step else None)
+        self.tb = SummaryWriter(run.tensorboard_dir(fresh=not start_step),
+                                purge_step=start_step + 1 if start_step else None)
 
     def line(self, text: str, *, show: bool = True) -> None:
         """A line for the terminal (when progress is on) and always for train.log."""
@@ -113,8 +73,7 @@ class Reporter:
         """Appends to metrics.jsonl and TensorBoard (`<split>/<name>` scalars)."""
         if not self.primary:
             return
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
+        self.run.append_metrics({"step": int(step), "split": split, **values})
         for key, value in values.items():
             if isinstance(value, (int, float)) and key != "epoch":
                 self.tb.add_scalar(f"{split}/{key}", value, int(step))
@@ -141,10 +100,8 @@ class Reporter:
         """Writes summary.json and the learning curve; returns the one-line summary."""
         if not self.primary:
             return summary_line(summary)
-        with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
-        plot_learning_curve(self.jsonl_path, os.path.join(self.workdir, "learning_curve.png"),
-                            title=self.name)
+        self.run.write_summary(summary)
+        plot_learning_curve(self.run.metrics(), self.run.file(CURVE), title=self.name)
         text = summary_line(summary)
         self.line(text)
         return text
@@ -177,16 +134,12 @@ def _scored(metrics: dict) -> str:
     return f"{examples:,} examples" + (f", {scored:,} tokens" if scored != examples else "")
 
 
-def plot_learning_curve(jsonl_path: str, png_path: str, title: str = "") -> None:
-    """Train and eval loss (left) and accuracy (right) against step."""
+def plot_learning_curve(records: list[dict], png_path: str, title: str = "") -> None:
+    """Train and eval loss (left) and accuracy (right) of metrics records against step."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = []
-    if os.path.exists(jsonl_path):
-        with open(jsonl_path) as f:
-            records = [json.loads(line) for line in f if line.strip()]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key in zip(axes, ("loss", "accuracy")):
         for split, style in (("train", "-"), ("eval", "o-")):

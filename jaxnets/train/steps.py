@@ -7,7 +7,7 @@
 Both read every hyper-parameter from the state (the optax transformation,
 the model) and the batch; nothing is closed over. Under `jax.pmap` they take
 the axis name, `functools.partial(train_step, axis_name=...)`, and combine the
-devices' slices of the batch themselves (jaxnets/parallel.py decides which).
+devices' slices of the batch themselves (jaxnets/train/placement.py decides which).
 """
 
 from __future__ import annotations

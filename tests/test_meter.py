@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxnets.data.stall_meter import StallMeter
+from jaxnets.train.meter import StallMeter
 
 
 class FakeClock:
@@ -61,7 +61,7 @@ def test_real_clock_sees_a_slow_producer():
 def test_prefetch_to_device_keeps_order_and_stays_size_ahead():
     import jax
 
-    from jaxnets.parallel import prefetch_to_device
+    from jaxnets.train.placement import prefetch_to_device
 
     pulled = []
 

@@ -1,4 +1,5 @@
-"""Every device-placement decision of jaxnets lives here (the input pipeline never places data).
+"""Every device-placement decision of jaxnets lives here (the input pipeline never places data;
+joining several processes is jaxnets/distributed.py).
 
 Two strategies train the same pure `train_step`/`eval_step` (jaxnets/train/steps.py) on
 several devices; the loop talks only to the `Strategy` interface, so moving from one to the
@@ -16,7 +17,7 @@ other changes one config field (`parallel`):
             one-device result (dropout and BatchNorm included) whatever the device count.
 
 Both give the parameters of one-device training on the same global batches (to float
-rounding) for a deterministic model. With several processes (`initialize_distributed`), each
+rounding) for a deterministic model. With several processes (jaxnets/distributed.py), each
 process feeds its own batch (`jax.make_array_from_process_local_data` for sharding, the local
 devices' slices for pmap); the global batch is their concatenation in process order.
 
@@ -30,9 +31,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import os
-import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -48,80 +46,6 @@ from jaxnets.train.inputs import EPOCH_END
 from jaxnets.train.steps import eval_step, train_step, train_steps
 
 AXIS = "batch"  # the one mesh / pmap axis: data parallelism
-
-
-# -- multi-process -----------------------------------------------------------------------
-
-
-def detected_cluster() -> str | None:
-    """The multi-process launcher this process runs under, or None (a plain single process).
-
-    SLURM (`srun`, more than one task), Open MPI (`mpirun`, more than one rank), or JAX's own
-    `JAX_COORDINATOR_ADDRESS` variable: `jax.distributed.initialize()` finds the coordinator,
-    process count and id there by itself.
-    """
-    env = os.environ
-    if "SLURM_JOB_ID" in env and "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", 1)) > 1:
-        return "SLURM"
-    if "OMPI_MCA_orte_hnp_uri" in env and int(env.get("OMPI_COMM_WORLD_SIZE", 1)) > 1:
-        return "Open MPI"
-    if env.get("JAX_COORDINATOR_ADDRESS"):
-        return "JAX_COORDINATOR_ADDRESS"
-    return None
-
-
-def initialize_distributed(coordinator_address: str | None = None,
-                           num_processes: int | None = None, process_id: int | None = None,
-                           *, timeout_s: int = 120) -> bool:
-    """Joins a multi-process run (`jax.distributed.initialize`) before JAX is used.
-
-    With no arguments, joins only when `detected_cluster()` finds a launcher; otherwise does
-    nothing (one process). Explicit arguments go together (all three, or none on a cluster).
-
-    A process that cannot reach its peers within `timeout_s` seconds prints one line saying so
-    and exits with status 1 (JAX itself would abort with a stack trace after its own timeout).
-
-    Returns:
-      True when this process is part of a multi-process run.
-    """
-    given = {"coordinator_address": coordinator_address, "num_processes": num_processes,
-             "process_id": process_id}
-    cluster = detected_cluster()
-    if cluster is None and all(v is None for v in given.values()):
-        return False
-    missing = [f"--{k}" for k, v in given.items() if v is None]
-    if cluster is None and missing:
-        raise ConfigError(f"multi-process runs need --coordinator_address, --num_processes and "
-                          f"--process_id together; missing {', '.join(missing)}")
-    if num_processes is not None and not 0 <= (process_id or 0) < num_processes:
-        raise ConfigError(f"--process_id={process_id} must be in 0..{num_processes - 1} "
-                          f"(--num_processes={num_processes})")
-    where = coordinator_address or f"the coordinator that {cluster} names"
-    who = f"process {process_id} of {num_processes}" if missing == [] else "this process"
-    message = (f"error: {who} could not reach its peers through {where} within {timeout_s} s: "
-               f"start every process (the same --coordinator_address and --num_processes, "
-               f"each its own --process_id) and check that the coordinator's host and port are "
-               f"reachable from here")
-    watchdog = threading.Timer(timeout_s, _give_up, args=(message,))
-    watchdog.daemon = True
-    watchdog.start()
-    try:  # JAX's own deadline comes later: ours prints a line, JAX's aborts with a trace
-        jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                   initialization_timeout=timeout_s + 60)
-    finally:
-        watchdog.cancel()
-    return True
-
-
-def _give_up(message: str) -> None:
-    sys.stdout.flush()
-    print(message, file=sys.stderr, flush=True)
-    os._exit(1)  # the main thread is blocked in JAX's C++ connect; nothing else can stop it
-
-
-def is_primary() -> bool:
-    """True in the process that writes logs and checkpoint metadata (process 0)."""
-    return jax.process_index() == 0
 
 
 # -- devices -----------------------------------------------------------------------------
