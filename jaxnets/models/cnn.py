@@ -33,14 +33,23 @@ from jaxnets.models import kernels
 
 @dataclasses.dataclass(frozen=True)
 class Conv:
-    """CONV: `features` filters of `window` x `window`, then ReLU."""
+    """CONV: `features` filters of `window` x `window`, then ReLU.
+
+    With F = window, S = stride, P = padding, K = features on a W1 x H1 x D1 input:
+      output  W2 = (W1 - F + 2P)/S + 1, H2 likewise, D2 = K
+      params  F*F*D1*K weights + K biases
+      FLOPs   H2*W2*F*F*D1*D2 multiply-adds
+    `impl` only picks how it is computed: "xla" (nn.Conv, the reference), "auto" (the
+    fastest here, `kernels.conv_method`), or a `kernels.conv2d` method: "xla_chunks",
+    "rows", "im2col", any of these + "_s2d".
+    """
 
     name: str
     features: int
     window: int
     stride: int = 1
     padding: int = 0
-    impl: str = "auto"   # "auto" (fastest here), "xla", "rows", "im2col", any + "_s2d"
+    impl: str = "auto"
 
     def output_shape(self, in_shape):
         return ca.conv_output_shape(in_shape, self.features, self.window,
@@ -73,7 +82,11 @@ class Conv:
 
 @dataclasses.dataclass(frozen=True)
 class MaxPool:
-    """MAX POOL: the largest value in each window; no parameters."""
+    """MAX POOL: the largest value in each window; no parameters, no FLOPs counted.
+
+    With F = window, S = stride: W2 = (W1 - F)/S + 1, H2 likewise, D2 = D1.
+    `impl` only picks how the max and its gradient are computed (`kernels.max_pool`).
+    """
 
     name: str
     window: int
@@ -133,6 +146,7 @@ class LocalResponseNorm:
 class Dense:
     """FC: a fully connected layer; flattens a volume first.
 
+    params in*out weights + out biases; FLOPs in*out multiply-adds, in = H*W*D.
     `relu` and `dropout` apply to hidden layers only; the last layer gives
     class scores (logits).
     """
