@@ -20,7 +20,7 @@ import pytest
 from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
 from jaxnets.background import background
 from jaxnets.experiments import presets
-from jaxnets.models import AlexNet, LeNet, cnn, rnn, summary
+from jaxnets.models import AlexNet, LeNet, cnn, kernels, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
 from jaxnets.models.lenet import lenet_layers
 from jaxnets.models.rnn_modes import RNNClassifier
@@ -205,10 +205,10 @@ def test_lesson_batches_are_the_loops_batches():
 
 @pytest.mark.parametrize("chunk_bytes", [1, 2 * 7 * 7 * 8 * 4])  # slices of 1 and 2
 def test_conv_in_batch_chunks_equals_one_conv_and_its_gradient(monkeypatch, chunk_bytes):
-    monkeypatch.setattr(cnn, "CHUNK_OUTPUT_BYTES", chunk_bytes)
+    monkeypatch.setattr(kernels, "CHUNK_OUTPUT_BYTES", chunk_bytes)
     x = jax.random.normal(jax.random.key(0), (6, 35, 35, 3))
     w = jax.random.normal(jax.random.key(1), (11, 11, 3, 8))
-    loss = lambda impl: lambda x, w: jnp.sum(jnp.sin(cnn.conv2d(x, w, 4, 1, impl)))  # noqa: E731
+    loss = lambda impl: lambda x, w: jnp.sum(jnp.sin(kernels.conv2d(x, w, 4, 1, impl)))  # noqa: E731
     for ours, ref in zip(jax.value_and_grad(loss("xla_chunks"), (0, 1))(x, w),
                          jax.value_and_grad(loss("xla"), (0, 1))(x, w)):
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
@@ -218,11 +218,11 @@ def test_conv_in_batch_chunks_equals_one_conv_and_its_gradient(monkeypatch, chun
 def test_conv_method_per_backend(monkeypatch):
     conv1 = ((16, 227, 227, 3), (11, 11, 3, 96), 4, 0)   # AlexNet CONV1
     conv3 = ((16, 13, 13, 256), (3, 3, 256, 384), 1, 1)  # AlexNet CONV3
-    assert cnn.conv_method(*conv1) == "xla_chunks" == cnn.conv_method(*conv3)
-    assert cnn.conv_method((128, 32, 32, 1), (5, 5, 1, 6), 1, 0) == "rows"  # LeNet CONV1
+    assert kernels.conv_method(*conv1) == "xla_chunks" == kernels.conv_method(*conv3)
+    assert kernels.conv_method((128, 32, 32, 1), (5, 5, 1, 6), 1, 0) == "rows"  # LeNet CONV1
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert cnn.conv_method(*conv1) == "xla_s2d" and cnn.conv_method(*conv3) == "xla"
-    assert cnn.conv_method((8, 64, 64, 64), (3, 3, 64, 64), 2, 1) == "xla"  # many channels
+    assert kernels.conv_method(*conv1) == "xla_s2d" and kernels.conv_method(*conv3) == "xla"
+    assert kernels.conv_method((8, 64, 64, 64), (3, 3, 64, 64), 2, 1) == "xla"  # many channels
 
 
 @pytest.mark.parametrize("shape, kernel, stride, padding, method", [
@@ -242,8 +242,8 @@ def test_conv_methods_equal_xla_convolution_and_its_gradient(shape, kernel, stri
     def loss(f):
         return lambda x, w: jnp.sum(jnp.sin(f(x, w)))
 
-    ref = lambda x, w: cnn.conv2d(x, w, stride, padding, "xla")  # noqa: E731
-    fast = lambda x, w: cnn.conv2d(x, w, stride, padding, method)  # noqa: E731
+    ref = lambda x, w: kernels.conv2d(x, w, stride, padding, "xla")  # noqa: E731
+    fast = lambda x, w: kernels.conv2d(x, w, stride, padding, method)  # noqa: E731
     close = lambda a, b: np.testing.assert_allclose(  # noqa: E731 - float32 sums, reordered
         a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
     both = jax.jit(lambda x, w: [(f(x, w), jax.grad(loss(f), (0, 1))(x, w)) for f in (fast, ref)])
@@ -263,7 +263,7 @@ def test_max_pool_equals_reduce_window_and_its_gradient(shape, window, stride):
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, window, 1),
                                      (1, stride, stride, 1), "VALID")
 
-    fast = lambda x: cnn.max_pool(x, window, stride)  # noqa: E731
+    fast = lambda x: kernels.max_pool(x, window, stride)  # noqa: E731
     both = jax.jit(lambda x: [(f(x), jax.grad(lambda x: jnp.sum(jnp.cos(f(x)) * 3))(x))
                               for f in (fast, ref)])
     (y, grad), (ref_y, ref_grad) = both(x)
@@ -276,7 +276,7 @@ def test_max_pool_equals_reduce_window_and_its_gradient(shape, window, stride):
 def test_max_pool_gradient_splits_dy_among_tied_inputs(shape, window, stride):
     x = jnp.round(jnp.maximum(jax.random.normal(jax.random.key(2), shape), 0.0))
     x = x.at[:, :4, :4].set(0.5)  # a few values only: many windows tie, some wholly
-    y, pull = jax.vjp(lambda x: cnn.max_pool(x, window, stride), x)
+    y, pull = jax.vjp(lambda x: kernels.max_pool(x, window, stride), x)
     dy = jax.random.normal(jax.random.key(3), y.shape)
     x, y, dy = np.asarray(x), np.asarray(y), np.asarray(dy)
     expected = np.zeros_like(x)  # each window's dy, shared by the inputs equal to its max
@@ -290,7 +290,7 @@ def test_max_pool_gradient_splits_dy_among_tied_inputs(shape, window, stride):
 
 def test_max_pool_counts_ties_beyond_what_bfloat16_can_count():
     x = jnp.zeros((1, 17, 17, 1), jnp.bfloat16)  # one window, 289 tied inputs
-    _, pull = jax.vjp(lambda x: cnn.max_pool(x, 17, 17), x)
+    _, pull = jax.vjp(lambda x: kernels.max_pool(x, 17, 17), x)
     dx = pull(jnp.ones((1, 1, 1, 1), jnp.bfloat16))[0]
     assert float(jnp.sum(dx.astype(jnp.float32))) == pytest.approx(1.0, abs=2e-3)
 

@@ -9,7 +9,7 @@
 Medians of interleaved repetitions (jaxnets/benchmark/timing.py), malloc tuned as in
 training (jaxnets/runtime_options.py).
 """
-# pylint: disable=protected-access  (probes compare variants of cnn's private helpers)
+# pylint: disable=protected-access  (probes compare variants of the kernels' private helpers)
 
 import argparse
 import dataclasses
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from jaxnets import runtime_options
 from jaxnets.benchmark import timing, workloads
-from jaxnets.models import cnn
+from jaxnets.models import cnn, kernels
 
 
 def ms(fn, *args, n=10, reps=3):
@@ -42,7 +42,7 @@ def lrn():
         return jax.lax.reduce_window(jnp.square(x), 0.0, jax.lax.add, (1, 1, 1, 5),
                                      (1, 1, 1, 1), ((0, 0), (0, 0), (0, 0), (2, 2)))
     forms = {"pow": lambda x: x / (2.0 + 1e-4 * window_sum(x)) ** 0.75,
-             "rsqrt": lambda x: x * cnn.inverse_power(2.0 + 1e-4 * window_sum(x), 0.75)}
+             "rsqrt": lambda x: x * kernels.inverse_power(2.0 + 1e-4 * window_sum(x), 0.75)}
     for shape in [(16, 55, 55, 96), (16, 27, 27, 256)]:
         x = jax.random.normal(jax.random.key(0), shape) * 3
         c = jax.random.normal(jax.random.key(1), shape)
@@ -56,7 +56,7 @@ def conv_batch():
     w = jax.random.normal(jax.random.key(1), (11, 11, 3, 96)) * 0.05
     x = jax.random.normal(jax.random.key(0), (16, 227, 227, 3))
     for batch in (1, 2, 4, 8, 16):
-        conv = jax.jit(lambda w, x, b=batch: cnn.conv2d(x[:b], w, 4, 0, "xla"))
+        conv = jax.jit(lambda w, x, b=batch: kernels.conv2d(x[:b], w, 4, 0, "xla"))
         out_mb = batch * 55 * 55 * 96 * 4 / 2**20
         print(f"CONV1 batch {batch:2d} (output {out_mb:5.1f} MiB): "
               f"{ms(conv, w, x) / batch:5.2f} ms per example")
@@ -93,9 +93,9 @@ def conv_parts():
         w = jax.random.normal(k_w, (layer.window, layer.window, in_shape[-1],
                                     layer.features)) * 0.05
         dy = jax.random.normal(k_dy, (batch, *out_shape))
-        conv = functools.partial(cnn.conv2d, stride=layer.stride, padding=layer.padding,
-                                 impl=cnn.conv_method(x.shape, w.shape, layer.stride,
-                                                      layer.padding))
+        conv = functools.partial(kernels.conv2d, stride=layer.stride, padding=layer.padding,
+                                 impl=kernels.conv_method(x.shape, w.shape, layer.stride,
+                                                          layer.padding))
         parts = {"forward": jax.jit(conv),
                  "input grad": jax.jit(lambda x, w, c=conv: jax.vjp(lambda x: c(x, w), x)[1](dy)[0]),
                  "weight grad": jax.jit(lambda x, w, c=conv: jax.vjp(lambda w: c(x, w), w)[1](dy)[0])}
@@ -119,13 +119,13 @@ def _pool_variant(forward, backward):
 
 
 def _taps_max(x, window, stride):  # round 1's forward: the max of the strided slices
-    return functools.reduce(jnp.maximum, (t for _, t in cnn._pool_taps(x, window, stride)))
+    return functools.reduce(jnp.maximum, (t for _, t in kernels._pool_taps(x, window, stride)))
 
 
 def _pad_add_grad(window, stride, residuals, dy):  # round 1's backward
     x, y = residuals
     dx = jnp.zeros_like(x)
-    for (i, j), tap in cnn._pool_taps(x, window, stride):
+    for (i, j), tap in kernels._pool_taps(x, window, stride):
         end_h = x.shape[1] - i - stride * (y.shape[1] - 1) - 1
         end_w = x.shape[2] - j - stride * (y.shape[2] - 1) - 1
         dx = dx + jax.lax.pad(jnp.where(tap == y, dy, 0.0), 0.0,
@@ -138,16 +138,16 @@ def pool():
     """The LeNet training step (batch 128) with each POOL formulation (2x2/2 tiles 28x28)."""
     variants = {
         "slices max, pad + add grad (round 1)": _pool_variant(_taps_max, _pad_add_grad),
-        "slices max, interleaved grad": _pool_variant(_taps_max, cnn._max_pool_bwd),
-        "reduce max, interleaved grad (now)": cnn.max_pool,
+        "slices max, interleaved grad": _pool_variant(_taps_max, kernels._max_pool_bwd),
+        "reduce max, interleaved grad (now)": kernels.max_pool,
     }
-    original, runs = cnn.max_pool, {}
+    original, runs = kernels.max_pool, {}
     try:
         for name, variant in variants.items():
-            cnn.max_pool = variant  # the layers look it up when jax_run traces them
+            kernels.max_pool = variant  # the layers look it up when jax_run traces them
             runs[name] = workloads.jax_run(workloads.build("lenet"))
     finally:
-        cnn.max_pool = original
+        kernels.max_pool = original
     stats = timing.interleaved({n: r.train for n, r in runs.items()},
                                {n: 50 for n in runs}, reps=21)
     for name, stat in stats.items():
