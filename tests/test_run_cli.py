@@ -91,7 +91,7 @@ def test_bad_input_found_later_is_still_one_line_with_exit_status_2(args, messag
 
 
 def test_ctrl_c_ends_with_status_130_and_no_traceback():
-    code = ("from jaxnets.experiments import cli\n"
+    code = ("from jaxnets import cli\n"
             "def main(argv):\n    raise KeyboardInterrupt\n"
             "cli.run(main)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -28,7 +28,8 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from jaxnets.experiments import cli, presets
+from jaxnets import cli
+from jaxnets.experiments import presets
 from jaxnets.train.config import OPTIMIZERS, PARALLEL, ConfigError, default_config, validate
 
 _MODEL = flags.DEFINE_string(
