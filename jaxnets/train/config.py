@@ -78,7 +78,7 @@ def default_config() -> ml_collections.ConfigDict:
     # Devices (jaxnets/parallel.py): batch_size is per process and is split evenly over
     # its devices; with several processes the global batch is batch_size x processes.
     c.parallel = "auto"          # auto | pmap | sharding (jax.jit with a Mesh and
-                                 # NamedSharding); what auto picks: run.py's --parallel help
+                                 # NamedSharding); what auto picks: --parallel's help
     c.num_devices = 0            # devices per process; 0 = all local devices
     # Training steps per call of the compiled program (Keras' steps_per_execution): k > 1
     # runs k consecutive batches in one lax.scan, so the loop's per-step costs (dispatch,
