@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxnets import configs
 from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
 from jaxnets.background import background
-from jaxnets.experiments import presets
 from jaxnets.models import AlexNet, LeNet, cnn, kernels, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
 from jaxnets.models.lenet import lenet_layers
@@ -98,7 +98,7 @@ def test_tiny_benchmark_reports_every_section(tiny_results):
         assert row["compile_seconds"] > 0 and row["first_step_seconds"] >= row["compile_seconds"]
         assert math.isfinite(row["final_loss"])
         assert (numbers["train"]["torch"] is not None) == results["torch"]
-        k = presets.build_config(row["preset"]).steps_per_call  # as the preset trains
+        k = configs.get(row["preset"]).steps_per_call  # as the preset trains
         assert row["steps_per_call"] == k and ("jax_train_single" in row["stats"]) == (k > 1)
     assert [r.method.split(" ")[0] for r in results["lesson"]] == ["naive", "RAM", "RAM", "RAM"]
     assert all(0 <= r.stall <= 1 and r.examples_per_sec > 0 for r in results["lesson"])

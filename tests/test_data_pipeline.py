@@ -228,9 +228,9 @@ def test_saved_vocabulary_gives_the_same_ids(data_dir, tmp_path):
 
 
 def test_a_run_keeps_its_saved_vocabulary_only_when_it_resumes(data_dir, tmp_path):
-    from jaxnets.experiments import presets
+    from jaxnets import configs
     from jaxnets.train.experiment import load_dataset
-    config = presets.build_config("rnn_sentiment", overrides={
+    config = configs.get("rnn_sentiment", overrides={
         "data_dir": data_dir, "vocab_size": 30, "max_length": 6})
     stale = data.Vocabulary(["<pad>", "<unk>", "stale"])  # left by a run that never saved
     stale.save(tmp_path / "vocab.json")

@@ -70,11 +70,11 @@ def test_seq2seq_learns_number_words(tmp_path):
 
 @pytest.fixture(scope="module")
 def translate_run(tmp_path_factory):
-    from jaxnets.experiments import presets
+    from jaxnets import configs
     from jaxnets.train import train_and_evaluate
     workdir = str(tmp_path_factory.mktemp("translate"))
-    config = presets.build_config("rnn_translate", {"steps": 300},
-                                  {"progress": False, "model_kwargs.hidden_size": 48})
+    config = configs.get("rnn_translate", {"num_steps": 300, "progress": False,
+                                           "model_kwargs.hidden_size": 48})
     result = train_and_evaluate(config, workdir)
     return workdir, result
 
@@ -101,13 +101,13 @@ def test_prediction_reproduces_evaluation(translate_run):
 
 def test_a_refused_resume_leaves_the_finished_run_as_it_was(translate_run):
     from jaxnets import inference
-    from jaxnets.experiments import presets
+    from jaxnets import configs
     from jaxnets.train import ConfigError, train_and_evaluate
     workdir, _ = translate_run
     names = [n for n in sorted(os.listdir(workdir)) if n.endswith(".json")]
     before = {n: open(os.path.join(workdir, n), encoding="utf-8").read() for n in names}
-    other = presets.build_config("rnn_translate", {"steps": 300},
-                                 {"progress": False, "model_kwargs.hidden_size": 64})
+    other = configs.get("rnn_translate", {"num_steps": 300, "progress": False,
+                                          "model_kwargs.hidden_size": 64})
     with pytest.raises(ConfigError, match="holds a run with another config"):
         train_and_evaluate(other, workdir)
     assert {n: open(os.path.join(workdir, n), encoding="utf-8").read() for n in names} == before
@@ -162,10 +162,10 @@ def test_classify_reproduces_evaluation(tmp_path):
     import data_fixtures
     import jax
     from jaxnets import data, inference
-    from jaxnets.experiments import presets
+    from jaxnets import configs
     from jaxnets.train import train_and_evaluate
     data_dir = data_fixtures.prepared_data_dir()
-    config = presets.build_config("rnn_sentiment", {}, {
+    config = configs.get("rnn_sentiment", {
         "smoke": True, "progress": False, "data_dir": data_dir, "eval_batch_size": 16})
     result = train_and_evaluate(config, str(tmp_path))
     run = inference.load_run(str(tmp_path))

@@ -1,4 +1,5 @@
-"""`python -m jaxnets.experiments.run`: flags, presets, custom models, end-to-end runs."""
+"""`python -m jaxnets.experiments.run`: flags, config files and presets, custom models,
+end-to-end runs."""
 
 import os
 import subprocess
@@ -8,15 +9,18 @@ import textwrap
 import numpy as np
 import pytest
 
-from jaxnets.experiments import presets
+from jaxnets import configs
+from jaxnets.configs import command_line
 from jaxnets.train.config import ConfigError
 
+REPO = os.getcwd()
 
-def run_cli(*args, env_extra=None, timeout=300):
+
+def run_cli(*args, env_extra=None, timeout=300, cwd=None):
     env = {**os.environ, **(env_extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "jaxnets.experiments.run", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
 
 
 # -- bad flags: one line, exit status 2, no traceback ---------------------------------
@@ -30,7 +34,12 @@ BAD_FLAGS = [
                                 "mnist5k"),
     (["--config.schedule=linear"], "unknown schedule 'linear'; choose one of: constant, "
                                    "cosine, warmup_cosine, step"),
-    (["--config.learnin_rate=0.1"], "unknown config field 'learnin_rate'"),
+    (["--config.learnin_rate=0.1"], "unknown config field(s) learnin_rate; valid fields: "
+                                    "augment, b2, batch_size,"),
+    (["--config=nope.py"], "--config=nope.py: no such file; give a config file such as "
+                           "jaxnets/configs/rnn_sentiment.py, or --model=NAME (--model=list)"),
+    (["--config.model_kwarg.cell=lstm"], "unknown config field 'model_kwarg' in "
+                                         "--config.model_kwarg.cell; valid fields there: "),
     (["--config.learning_rate=fast"], "--config.learning_rate=fast"),
     (["--epochs=many"], "--epochs=many"),
     (["--model=no_such_pkg.models:make", "--steps=1"], "cannot import module 'no_such_pkg"),
@@ -91,7 +100,7 @@ def test_bad_input_found_later_is_still_one_line_with_exit_status_2(args, messag
 
 
 def test_ctrl_c_ends_with_status_130_and_no_traceback():
-    code = ("from jaxnets.experiments import cli\n"
+    code = ("from jaxnets import cli\n"
             "def main(argv):\n    raise KeyboardInterrupt\n"
             "cli.run(main)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -107,56 +116,161 @@ def test_the_default_compilation_cache_in_a_home_that_cannot_be_written_is_a_not
 
 
 def test_a_smoke_run_has_its_own_default_workdir():
-    assert presets.default_workdir(presets.build_config("lenet_mnist")) == "runs/lenet_mnist"
-    smoke = presets.build_config("lenet_mnist", overrides={"smoke": True})
-    assert presets.default_workdir(smoke) == "runs/lenet_mnist_smoke"
+    assert configs.default_workdir(configs.get("lenet_mnist")) == "runs/lenet_mnist"
+    smoke = configs.get("lenet_mnist", {"smoke": True})
+    assert configs.default_workdir(smoke) == "runs/lenet_mnist_smoke"
 
 
 def test_model_list_prints_one_line_per_preset():
     result = run_cli("--model=list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == list(presets.PRESETS)
+    assert [line.split()[0] for line in lines] == list(configs.PRESETS)
     assert all(len(line.split()) > 3 for line in lines)  # a description, not just a name
 
 
-# -- config building -------------------------------------------------------------------
+def test_model_name_finds_its_config_file_from_any_working_directory(tmp_path):
+    result = run_cli("--model=lenet_mnist", "--parallel=pmap", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]  # the preset's config, refused:
+    assert "steps_per_call=25 needs parallel=sharding" in result.stderr  # its 25 steps/call
 
 
-def test_precedence_preset_then_smoke_then_flags_then_overrides():
-    config = presets.build_config(
-        "lenet_mnist", {"batch_size": 4, "learning_rate": None},
-        {"smoke": True, "log_every_steps": 3, "model_kwargs.extra": 1})
-    assert config.batch_size == 4            # flag beats smoke_overrides
-    assert config.log_every_steps == 3       # --config beats smoke_overrides
-    assert config.num_steps == 8             # smoke applied where nobody said otherwise
-    assert config.learning_rate == presets.lenet_mnist.get_config().learning_rate
-    assert config.model_kwargs.extra == 1    # model_kwargs accepts a factory's own arguments
+# -- config building: one parse of the command line, by config_flags ---------------------
 
 
-def test_epochs_flag_wins_over_a_preset_counted_in_steps():
-    config = presets.build_config("alexnet", {"epochs": 2})
-    assert config.num_epochs == 2 and config.num_steps == 0
+def parse(*args):
+    return command_line.parse(["run", *args]).to_dict()
+
+
+@pytest.mark.parametrize("name", list(configs.PRESETS))
+def test_config_file_and_model_name_give_the_same_config(name):
+    relative = os.path.relpath(configs.path(name), REPO)
+    assert relative == f"jaxnets/configs/{name}.py"
+    assert parse(f"--config={relative}") == parse(f"--model={name}") == configs.get(name).to_dict()
+
+
+def test_no_model_and_no_config_is_the_default_preset():
+    assert parse() == parse(f"--model={configs.DEFAULT}")
+
+
+def test_the_short_forms_are_spelled_out_for_config_flags():
+    file = configs.path("alexnet")
+    assert command_line.expand_argv(
+        ["run", "--config.seed=1", "--model=alexnet", "--epochs", "2", "--workdir=w", "x"]) == [
+        "run", f"--config={file}", "--config.seed=1", "--model=alexnet", "--epochs", "2",
+        "--config.num_epochs=2", "--config.num_steps=0", "--workdir=w", "x"]
+    assert command_line.expand_argv(["run", "--model=list", "--epochs=2"]) == [
+        "run", "--model=list", "--epochs=2"]
+
+
+def test_overrides_change_their_fields_and_nothing_else():
+    preset = configs.get("rnn_sentiment").to_dict()
+    config = parse("--model=rnn_sentiment", "--config.model_kwargs.cell=lstm", "--seed=3",
+                   "--config.schedule=constant")
+    assert {k for k in preset if config[k] != preset[k]} == {"model_kwargs", "seed", "schedule"}
+    assert config["model_kwargs"] == {**preset["model_kwargs"], "cell": "lstm"}
+    assert (config["seed"], config["schedule"]) == (3, "constant")
+    assert parse("--model=lenet_mnist", "--config.model_kwargs.extra=1")["model_kwargs"] == {
+        "extra": 1}  # model_kwargs takes a factory's own arguments
+
+
+PRECEDENCE = [  # (command line, field, value)
+    (["--batch_size=4", "--config.batch_size=5"], "batch_size", 5),  # the later wins
+    (["--config.batch_size=5", "--batch_size=4"], "batch_size", 4),
+    (["--config.smoke=True"], "batch_size", 8),                      # smoke beats the preset
+    (["--config.smoke=True", "--batch_size=4"], "batch_size", 4),    # flags beat smoke
+    (["--batch_size=4", "--config.smoke=True"], "batch_size", 4),    # wherever they stand
+    (["--config.smoke=True", "--config.log_every_steps=3"], "log_every_steps", 3),
+    (["--config.smoke=True"], "num_steps", 8),
+    (["--config.num_epochs=2", "--config=jaxnets/configs/alexnet.py"], "num_epochs", 2),
+]
+
+
+@pytest.mark.parametrize("args, field, value", PRECEDENCE,
+                         ids=[" ".join(a) for a, *_ in PRECEDENCE])
+def test_precedence_preset_then_smoke_then_the_command_line_in_order(args, field, value):
+    if not any(a.startswith("--config=") for a in args):
+        args = ["--model=lenet_mnist", *args]
+    assert parse(*args)[field] == value
+
+
+EPOCHS = [  # alexnet's smoke preset counts 40 steps: --epochs asks for epochs instead
+    (["--epochs=2"], 2, 0),
+    (["--epochs=2", "--steps=3"], 2, 3),
+    (["--epochs=2", "--config.num_steps=5"], 2, 5),
+    (["--config.num_steps=5", "--epochs=2"], 2, 0),  # the later wins, as everywhere
+    (["--config.num_epochs=2"], 2, 40),              # only the flag means "count epochs"
+]
+
+
+@pytest.mark.parametrize("args, epochs, steps", EPOCHS, ids=[" ".join(a) for a, *_ in EPOCHS])
+def test_epochs_flag_wins_over_a_preset_counted_in_steps(args, epochs, steps):
+    config = parse("--model=alexnet", *args)
+    assert (config["num_epochs"], config["num_steps"]) == (epochs, steps)
 
 
 def test_custom_factory_starts_from_the_defaults():
-    config = presets.build_config("my_pkg.nets:make_net", {"dataset": "mnist5k"})
-    assert config.model == "my_pkg.nets:make_net" and config.preset == "make_net"
+    config = parse("--model=my_pkg.nets:make_net", "--dataset=mnist5k")
+    assert config["model"] == "my_pkg.nets:make_net" and config["preset"] == "make_net"
+    custom = f"--config={os.path.join(REPO, 'jaxnets/configs/custom.py')}:my_pkg.nets:make_net"
+    assert parse(custom, "--dataset=mnist5k") == config
+    assert configs.get("my_pkg.nets:make_net", {"dataset": "mnist5k"}).to_dict() == config
 
 
-@pytest.mark.parametrize("name", list(presets.PRESETS))
+@pytest.mark.parametrize("name", list(configs.PRESETS))
 def test_every_preset_documents_its_command(name):
-    doc = presets.PRESETS[name].__doc__
+    doc = configs.PRESETS[name].__doc__
     assert f"python -m jaxnets.experiments.run --model={name}" in doc
     assert "Measured" in doc or "measured" in doc
 
 
-def test_nested_override_of_a_plain_value_is_named():
-    with pytest.raises(ConfigError, match=r"--config.image_shape.x: image_shape is a single"):
-        presets.build_config("lenet_mnist", {}, {"image_shape.x": 1})
-    with pytest.raises(ConfigError,
-                       match=r"unknown config field 'smoke_overrides.nope' .*batch_size"):
-        presets.build_config("lenet_mnist", {}, {"smoke_overrides.nope.deeper": 1})
+def test_the_configs_directory_holds_the_presets_and_custom_only():
+    names = {f[:-3] for f in os.listdir(os.path.dirname(configs.path("alexnet")))
+             if f.endswith(".py")}
+    assert names == {*configs.PRESETS, "custom", "command_line", "__init__"}
+
+
+CONFIG_ERRORS = [  # (command line, the whole message)
+    (["--model=alexnet", "--config=jaxnets/configs/alexnet.py"],
+     "--model=alexnet and --config=jaxnets/configs/alexnet.py: give one of them "
+     "(--model=NAME is short for a --config file)"),
+    (["--model=resnet"],
+     "unknown model 'resnet'; choose a preset: lenet_mnist, alexnet, rnn_sentiment, "
+     "rnn_charlm, rnn_captions, rnn_translate (see --model=list), or package.module:factory "
+     "for your own model"),
+    (["--config.image_shape.x=1"],
+     "--config.image_shape.x: image_shape is a single value ((32, 32, 1)); set it with "
+     "--config.image_shape=..."),
+    (["--model=rnn_sentiment", "--config.model_kwargs.cell.x=1"],
+     "--config.model_kwargs.cell.x: model_kwargs.cell is a single value ('vanilla'); set it "
+     "with --config.model_kwargs.cell=..."),
+    (["--config.smoke_overrides.nope.deeper=1"],
+     "unknown config field 'smoke_overrides.nope' in --config.smoke_overrides.nope.deeper; "
+     "valid fields there: batch_size, checkpoint_every_steps, eval_batch_size, "
+     "eval_every_steps, eval_max_batches, log_every_steps, num_steps, warmup_steps"),
+]
+
+
+@pytest.mark.parametrize("args, message", CONFIG_ERRORS, ids=[a[-1] for a, _ in CONFIG_ERRORS])
+def test_a_bad_command_line_is_one_line_word_for_word(args, message):
+    with pytest.raises(ConfigError) as error:
+        command_line.parse(["run", *args])
+    assert str(error.value) == message
+
+
+def test_an_unknown_smoke_override_is_named_where_it_was_set():
+    for smoke in ("False", "True"):  # a smoke run has copied it to the top
+        with pytest.raises(ConfigError, match=r"^unknown config field\(s\) smoke_overrides.nope;"):
+            parse("--config.smoke_overrides.nope=1", f"--config.smoke={smoke}")
+
+
+def test_the_config_is_built_without_jax_or_tensorflow():
+    code = ("import sys\nfrom jaxnets.configs import command_line\n"
+            "command_line.parse(['run', '--model=rnn_sentiment', '--epochs=1'])\n"
+            "print(sorted(m for m in ('jax', 'tensorflow') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": REPO})
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
 
 
 # -- presets on in-memory data (no TensorFlow): config -> model -> loop -----------------
@@ -187,7 +301,7 @@ class FakeDataset:
 def test_preset_smoke_config_trains_on_numpy_data(name, kind, tmp_path):
     from jaxnets.train import fit
     from jaxnets.train.experiment import model_from_config
-    config = presets.build_config(name, {}, {"smoke": True, "progress": False})
+    config = configs.get(name, {"smoke": True, "progress": False})
     data = FakeDataset(kind)
     result = fit(model_from_config(config, data), data, config, str(tmp_path))
     assert result.summary["step"] == config.num_steps

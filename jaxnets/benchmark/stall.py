@@ -56,14 +56,14 @@ def preset_stall(name: str, *, steps: int, data_dir: str = "",
     import jax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
-    from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
+    from jaxnets import configs  # pylint: disable=g-import-not-at-top
     from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.config import resolve  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs, epoch_stream  # pylint: disable=g-import-not-at-top
     from jaxnets.train.placement import stack_batches  # pylint: disable=g-import-not-at-top
     from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
 
-    config = presets.build_config(name)
+    config = configs.get(name)
     if data_dir:
         config.data_dir = data_dir
     kind = catalog.spec_for(config.dataset).kind
@@ -128,9 +128,9 @@ def _window(items, step, wait, calls: int) -> tuple[float, float]:
 
 
 def all_presets(*, steps: int, data_dir: str = "") -> list[StallRow]:
-    from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
+    from jaxnets import configs  # pylint: disable=g-import-not-at-top
     rows = []
-    for name in presets.PRESETS:
+    for name in configs.PRESETS:
         started = time.perf_counter()
         row = preset_stall(name, steps=steps, data_dir=data_dir)
         rows.append(dataclasses.replace(

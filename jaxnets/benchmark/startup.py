@@ -31,15 +31,15 @@ def _first_step(name: str, cache_dir: str | None = None) -> dict:
     import jax  # pylint: disable=g-import-not-at-top
     import tempfile  # pylint: disable=g-import-not-at-top
 
-    from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
-    from jaxnets.train import config as config_lib, experiment  # pylint: disable=g-import-not-at-top
+    from jaxnets import configs  # pylint: disable=g-import-not-at-top
+    from jaxnets.train import experiment  # pylint: disable=g-import-not-at-top
     from jaxnets.train.inputs import as_inputs  # pylint: disable=g-import-not-at-top
     from jaxnets.train.model_api import as_model  # pylint: disable=g-import-not-at-top
     from jaxnets.train.reporting import Reporter  # pylint: disable=g-import-not-at-top
     from jaxnets.train.rundir import RunDir  # pylint: disable=g-import-not-at-top
     from jaxnets.train.trainer import Trainer  # pylint: disable=g-import-not-at-top
     marks["imports"] = time.perf_counter() - _T0
-    config = config_lib.resolve(presets.build_config(name))
+    config = configs.get(name)  # validated
     with tempfile.TemporaryDirectory() as workdir:  # as train_and_evaluate, then fit
         run = RunDir(workdir)
         with run.claimed():
@@ -88,9 +88,9 @@ def all_presets() -> list[dict]:
     """Per preset: a cold start, then a start with the compilation cache warm."""
     import tempfile  # pylint: disable=g-import-not-at-top
 
-    from jaxnets.experiments import presets  # pylint: disable=g-import-not-at-top
+    from jaxnets import configs  # pylint: disable=g-import-not-at-top
     rows = []
-    for name in presets.PRESETS:
+    for name in configs.PRESETS:
         with tempfile.TemporaryDirectory(prefix="jaxnets-xla-cache-") as cache:
             cold = measure(name, cache)
             warm = measure(name, cache) if "error" not in cold else cold

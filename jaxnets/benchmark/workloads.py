@@ -105,7 +105,7 @@ def _reference(workload: Workload) -> Workload:
 
 
 def _preset(name: str):
-    from jaxnets.experiments.presets import PRESETS  # pylint: disable=g-import-not-at-top
+    from jaxnets.configs import PRESETS  # pylint: disable=g-import-not-at-top
     return PRESETS[name].get_config()
 
 

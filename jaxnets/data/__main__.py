@@ -13,8 +13,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from jaxnets import data
-from jaxnets.experiments import cli
+from jaxnets import cli, data
 from jaxnets.data import catalog, pipeline, public
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {', '.join(data.DATASETS)}")

@@ -20,7 +20,7 @@ import sys
 
 from absl import flags
 
-from jaxnets.experiments import cli
+from jaxnets import cli
 
 _SECTIONS = flags.DEFINE_list("sections", "gemm,models,host,lesson,stall,startup",
                               "Any of gemm, models, host, lesson, stall, startup.")

@@ -26,7 +26,7 @@ import time
 
 from absl import flags
 
-from jaxnets.experiments import cli
+from jaxnets import cli
 
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 2, "How many processes to start.",
                                       lower_bound=1)

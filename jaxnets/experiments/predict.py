@@ -12,7 +12,7 @@ The run's checkpoint, model.json and vocab.json are read from --workdir
 
 from absl import flags
 
-from jaxnets.experiments import cli
+from jaxnets import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The --workdir of a finished run.", required=True)
 _TEXT = flags.DEFINE_string("text", None, "A sentence to classify (rnn_sentiment runs).")

@@ -1,6 +1,8 @@
-"""Train and evaluate one experiment.
+r"""Train and evaluate one experiment.
 
     python -m jaxnets.experiments.run --model=lenet_mnist
+    python -m jaxnets.experiments.run --config=jaxnets/configs/rnn_sentiment.py \
+        --config.num_epochs=2 --config.model_kwargs.cell=lstm
     python -m jaxnets.experiments.run --model=rnn_sentiment --epochs=2 --workdir=/tmp/rnn
     python -m jaxnets.experiments.run --model=my_pkg.models:make_net --dataset=mnist5k
     python -m jaxnets.experiments.run --model=lenet_mnist --config.smoke=True
@@ -9,10 +11,15 @@
     python -m jaxnets.experiments.run --model=alexnet --coordinator_address=host0:1234 \
         --num_processes=2 --process_id=0      # and --process_id=1 on the second host
 
-Every config field can be overridden with --config.<field>=<value> (see
-jaxnets/train/config.py). Running the same command again on the same
---workdir resumes from its newest checkpoint. TensorFlow (tf.data only) is
-imported by jaxnets.data alone, with its GPUs hidden from it.
+A config is a file whose get_config() gives it (the presets: jaxnets/configs/);
+--model=NAME is short for --config=jaxnets/configs/NAME.py, and every field can be
+overridden with --config.<field>=<value> (see jaxnets/train/config.py). The common
+flags (--epochs, --batch_size, ...) are short for their --config.<field>; of two for
+one field, the later wins (jaxnets/configs/command_line.py). The default workdir is
+runs/<preset> (runs/<preset>_smoke for --config.smoke=True). Running the same command
+again on the same --workdir resumes from its newest checkpoint. Bad input is one line
+on stderr and exit status 2. TensorFlow (tf.data only) is imported by jaxnets.data
+alone, with its GPUs hidden from it.
 
 Several processes (jaxnets/distributed.py): under SLURM or Open MPI with more than
 one task, jax.distributed finds its peers by itself; elsewhere give the three
@@ -22,35 +29,19 @@ try it on one machine with `python -m jaxnets.experiments.launch`.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import flags, logging
-from ml_collections import config_flags
 
-from jaxnets.experiments import cli, presets
-from jaxnets.train.config import OPTIMIZERS, PARALLEL, ConfigError, default_config, validate
+from jaxnets import cli, configs
+from jaxnets.configs import command_line
+from jaxnets.train.config import ConfigError
 
-_MODEL = flags.DEFINE_string(
-    "model", "lenet_mnist", "A preset (--model=list shows them) or package.module:factory "
-    "for your own model (a flax module or an (init, apply) pair).")
-_DATASET = flags.DEFINE_string("dataset", None, "A jaxnets.data dataset, e.g. mnist5k, mnist.")
+command_line.define_flags()  # --model, --config and the common flags (--epochs, ...)
+flags.adopt_module_key_flags(command_line)  # listed by --help
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Logs and checkpoints (default runs/<preset>; runs/<preset>_smoke for "
     "--config.smoke=True).")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Train for this many epochs.", lower_bound=1)
-_STEPS = flags.DEFINE_integer("steps", None, "Train for this many steps (wins over epochs).",
-                              lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Training batch size.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
-_OPTIMIZER = flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "The optimizer.")
-_SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation, dropout and shuffling.")
-_NUM_DEVICES = flags.DEFINE_integer(
-    "num_devices", None, "Devices per process (default: all local devices); the batch is "
-    "split evenly over them.")
-_PARALLEL = flags.DEFINE_enum(
-    "parallel", None, list(PARALLEL), "Data parallelism: auto (default: pmap on several "
-    "devices, plain jit on one), pmap, or sharding (jax.jit with a Mesh and NamedSharding).")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "Multi-process: host:port of process 0, the same for all.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many.")
@@ -61,9 +52,6 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache", "auto", "Directory of JAX's persistent compilation cache, so a "
     "second run of a model skips compiling it; auto = ~/.cache/jaxnets/xla/<this CPU>, "
     "off = none.")
-_CONFIG = config_flags.DEFINE_config_dict(
-    "config", default_config(), "Overrides: --config.<field>=<value>.",
-    lock_config=False, accept_new_attributes=True)
 
 
 def main(argv) -> int:
@@ -72,27 +60,20 @@ def main(argv) -> int:
                           "flags look like --name=value")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
-    if _MODEL.value == "list":
-        print("\n".join(presets.describe()))
+    if flags.FLAGS.model == "list":
+        print("\n".join(configs.describe()))
         return 0
-    flag_values = {name: flags.FLAGS[name].value for name in presets.FLAG_FIELDS}
-    config = presets.build_config(_MODEL.value, flag_values,
-                                  config_flags.get_override_values(flags.FLAGS["config"]))
-    if _PARALLEL.value is not None:
-        config.parallel = _PARALLEL.value
-    if _NUM_DEVICES.value is not None:
-        config.num_devices = _NUM_DEVICES.value
-    validate(config)
-    workdir = _WORKDIR.value or presets.default_workdir(config)
+    config = command_line.config_from_flags()
+    workdir = _WORKDIR.value or configs.default_workdir(config)
 
     from jaxnets import runtime_options
     runtime_options.tune_host()  # before JAX starts: malloc reuse, programs on this thread
     from jaxnets import distributed  # before anything else uses JAX
     distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                    _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)
+                                       _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)
     from jaxnets.train.placement import make_strategy
     make_strategy(config.parallel, config.num_devices, config.steps_per_call
-                           ).check_batch(config.batch_size)  # a usage error before the data loads
+                  ).check_batch(config.batch_size)  # a usage error before the data loads
     _enable_compilation_cache(_COMPILATION_CACHE.value)
     from jaxnets.data import DatasetUnavailableError
     from jaxnets.train import NonFiniteError, train_and_evaluate
@@ -126,5 +107,10 @@ def _enable_compilation_cache(where: str) -> None:
                           "--compilation_cache=off") from None
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    sys.argv = command_line.expand_argv(argv)  # config_flags reads its overrides there
+    return command_line.parse_flags(sys.argv)
+
+
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flags_parser=_parse_flags)

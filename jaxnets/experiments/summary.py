@@ -10,8 +10,7 @@ An impossible shape prints one line and exits with status 2.
 
 from absl import flags
 
-from jaxnets import conv_arithmetic
-from jaxnets.experiments import cli
+from jaxnets import cli, conv_arithmetic
 from jaxnets.models import cnn, get_model_factory, summary
 
 _MODEL = flags.DEFINE_string("model", "alexnet", "CNN to summarize: lenet or alexnet.")

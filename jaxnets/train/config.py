@@ -1,7 +1,7 @@
 """The training config: every field, its default and its meaning, in one place.
 
-Presets (`jaxnets/experiments/presets/`) start from `default_config()` and
-change values; the CLI overrides any field with `--config.<field>=<value>`.
+Presets (`jaxnets/configs/`) start from `default_config()` and change values;
+the CLI overrides any field with `--config.<field>=<value>`.
 The loop never mutates a config: values derived from the data (vocabulary
 size, steps per epoch) are computed, not written back.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 
 import ml_collections
 
@@ -77,16 +78,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     # Devices (jaxnets/train/placement.py): batch_size is per process and is split evenly over
     # its devices; with several processes the global batch is batch_size x processes.
-    c.parallel = "auto"          # pmap | sharding (jax.jit with a Mesh and NamedSharding) |
-                                 # auto: pmap on several devices, plain jit on one
+    c.parallel = "auto"          # auto | pmap | sharding (jax.jit with a Mesh and
+                                 # NamedSharding); what auto picks: --parallel's help
     c.num_devices = 0            # devices per process; 0 = all local devices
     # Training steps per call of the compiled program (Keras' steps_per_execution): k > 1
     # runs k consecutive batches in one lax.scan, so the loop's per-step costs (dispatch,
     # waiting for the next batch, metric merging) are paid once per k steps; batches that
     # cannot fill a group (an epoch's end) run one at a time. Periodic work
     # runs after the call whose steps reach its multiple (choose *_every_steps as multiples
-    # of k to keep them exact). Worth it for steps of ~1 ms. pmap takes one step per call,
-    # so with k > 1 parallel=auto picks sharding on several devices too.
+    # of k to keep them exact). Worth it for steps of ~1 ms. pmap takes one step per call.
     c.steps_per_call = 1
     # Periodic work (0 = never, except where noted).
     c.log_every_steps = 50
@@ -156,12 +156,21 @@ def validate(config) -> None:
     _check_step_schedule(config)
 
 
+_RESOLVED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # config -> its JSON
+
+
 def resolve(config) -> ml_collections.ConfigDict:
-    """`default_config()` updated with `config` (None, a dict or a ConfigDict)."""
+    """`default_config()` updated with `config` (None, a dict or a ConfigDict), validated.
+
+    A config this function returned, unchanged since, is returned as it is: the CLI,
+    `train_and_evaluate` and `fit` each accept any config, but it is validated once.
+    """
+    if isinstance(config, ml_collections.ConfigDict) and _RESOLVED.get(config) == config.to_json():
+        return config
     resolved = default_config()
     given = {} if config is None else (
         config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config))
-    unknown = sorted(set(given) - set(resolved))
+    unknown = _unknown_fields(given, resolved)
     if unknown:
         raise ConfigError(
             f"unknown config field(s) {', '.join(unknown)}; valid fields: "
@@ -171,7 +180,16 @@ def resolve(config) -> ml_collections.ConfigDict:
     except TypeError as e:  # e.g. a string where a number belongs
         raise ConfigError(f"config: {e}") from None
     validate(resolved)
+    _RESOLVED[resolved] = resolved.to_json()
     return resolved
+
+
+def _unknown_fields(given: dict, fields) -> list[str]:
+    """The names in `given` that are not config fields; smoke_overrides' first (a smoke
+    run has copied them to the top: name them where they were set)."""
+    smoke = [f"smoke_overrides.{k}" for k in given.get("smoke_overrides") or {}
+             if k not in fields]
+    return sorted(smoke) or sorted(set(given) - set(fields))
 
 
 def check_dataset(name: str) -> None:

@@ -19,16 +19,19 @@ def fail(message: str) -> None:
     sys.exit(USAGE_ERROR)
 
 
-def _parse_flags(argv):
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e))
-
-
-def run(main) -> None:
+def run(main, flags_parser=None) -> None:
     """`absl.app.run(main)`, with flag errors and ValueErrors from `main` as
-    one-line usage errors."""
+    one-line usage errors.
+
+    flags_parser: `argv -> main's argv`, in place of `flags.FLAGS(argv)` (run.py spells
+    out its short forms first); the ValueErrors it raises are usage errors too.
+    """
+
+    def parse_flags(argv):
+        try:
+            return (flags_parser or flags.FLAGS)(argv)
+        except (flags.Error, ValueError) as e:
+            fail(str(e))
 
     def checked_main(argv):
         if not flags.FLAGS["verbosity"].present:  # orbax and TFDS log every file at INFO
@@ -42,4 +45,4 @@ def run(main) -> None:
 
     # JAX logs at INFO that it found no TPU; that is noise for a CPU/GPU user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    app.run(checked_main, flags_parser=_parse_flags)
+    app.run(checked_main, flags_parser=parse_flags)
