@@ -156,7 +156,12 @@ def validate(config) -> None:
     _check_step_schedule(config)
 
 
-_RESOLVED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # config -> its JSON
+_RESOLVED: dict[int, tuple] = {}  # id of a resolved config -> (weak reference, its JSON)
+
+
+def _is_resolved(config) -> bool:
+    ref, text = _RESOLVED.get(id(config), (None, None))
+    return ref is not None and ref() is config and text == config.to_json()
 
 
 def resolve(config) -> ml_collections.ConfigDict:
@@ -165,7 +170,7 @@ def resolve(config) -> ml_collections.ConfigDict:
     A config this function returned, unchanged since, is returned as it is: the CLI,
     `train_and_evaluate` and `fit` each accept any config, but it is validated once.
     """
-    if isinstance(config, ml_collections.ConfigDict) and _RESOLVED.get(config) == config.to_json():
+    if isinstance(config, ml_collections.ConfigDict) and _is_resolved(config):
         return config
     resolved = default_config()
     given = {} if config is None else (
@@ -180,7 +185,9 @@ def resolve(config) -> ml_collections.ConfigDict:
     except TypeError as e:  # e.g. a string where a number belongs
         raise ConfigError(f"config: {e}") from None
     validate(resolved)
-    _RESOLVED[resolved] = resolved.to_json()
+    key = id(resolved)
+    _RESOLVED[key] = (weakref.ref(resolved, lambda _: _RESOLVED.pop(key, None)),
+                      resolved.to_json())
     return resolved
 
 
