@@ -229,18 +229,23 @@ def test_saved_vocabulary_gives_the_same_ids(data_dir, tmp_path):
 
 def test_a_run_keeps_its_saved_vocabulary_only_when_it_resumes(data_dir, tmp_path):
     from jaxnets import configs
-    from jaxnets.train.experiment import load_dataset
+    from jaxnets.train.experiment import load_dataset, stage_run_files
+    from jaxnets.train.rundir import RunDir
     config = configs.get("rnn_sentiment", overrides={
         "data_dir": data_dir, "vocab_size": 30, "max_length": 6})
+    run = RunDir(str(tmp_path), primary=True)
     stale = data.Vocabulary(["<pad>", "<unk>", "stale"])  # left by a run that never saved
     stale.save(tmp_path / "vocab.json")
-    assert len(load_dataset(config, str(tmp_path), resuming=True).vocab) == 3
-    fresh = load_dataset(config, str(tmp_path), resuming=False).vocab
-    assert len(fresh) == 30  # built from the data again, and saved for a resume
-    assert data.Vocabulary.load(tmp_path / "vocab.json").tokens == fresh.tokens
+    assert len(load_dataset(config, run, resuming=True).vocab) == 3
+    dataset = load_dataset(config, run, resuming=False)
+    assert len(dataset.vocab) == 30  # built from the data again
+    assert data.Vocabulary.load(tmp_path / "vocab.json").tokens == stale.tokens  # reads only
+    stage_run_files(run, config, dataset)
+    run.begin(config)  # saved for a resume once the run begins
+    assert data.Vocabulary.load(tmp_path / "vocab.json").tokens == dataset.vocab.tokens
     (tmp_path / "vocab.json").write_text('{"tokens": [')
     with pytest.raises(ValueError, match=r"vocab.json is damaged .*new workdir"):
-        load_dataset(config, str(tmp_path), resuming=True)
+        load_dataset(config, run, resuming=True)
 
 
 def test_length_buckets_cut_each_batch_to_its_bucket(data_dir):

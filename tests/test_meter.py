@@ -33,6 +33,20 @@ def test_fraction_is_waiting_over_wall_time():
     assert meter.fraction == pytest.approx(0.25)
 
 
+def test_the_loop_reading_examples_per_second_stall_and_eta_with_eval_left_out():
+    clock = FakeClock()
+    meter = StallMeter(slow_source(clock, [1.0, 1.0]), clock=clock)
+    for _ in meter:
+        clock.now += 4.0              # one call of 2 steps on 64 examples
+        meter.add(examples=64, steps=2)
+    clock.now += 5.0                  # an evaluation
+    meter.exclude(5.0)
+    assert meter.read(steps_left=8) == {"seconds": pytest.approx(10.0),
+                                        "examples_per_sec": pytest.approx(12.8),
+                                        "stall_fraction": pytest.approx(0.2),
+                                        "eta_seconds": pytest.approx(20.0)}
+
+
 def test_reset_starts_a_new_window():
     clock = FakeClock()
     meter = StallMeter(slow_source(clock, [5.0, 0.0]), clock=clock)

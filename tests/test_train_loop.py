@@ -72,6 +72,27 @@ def reference(tmp_path_factory):
     return fit(TinyNet(), toy_data(), CONFIG, str(tmp_path_factory.mktemp("ref")))
 
 
+def test_the_trainer_driven_by_hand_is_fit_without_its_schedule(reference):
+    """The public step API (README): the same calls give the same parameters as `fit`."""
+    from jaxnets.train import Trainer
+    from jaxnets.train.config import resolve
+    from jaxnets.train.inputs import EPOCH_END, as_inputs
+    from jaxnets.train.model_api import as_model
+    trainer = Trainer(as_model(TinyNet()), as_inputs(toy_data()), resolve(CONFIG))
+    calls = 0
+    for item in trainer.batches():
+        if item is EPOCH_END:
+            trainer.end_epoch()
+        else:
+            assert trainer.train_on(item) == (16, 1)  # (examples, steps) of the call
+            calls += 1
+    assert calls == 24 and (trainer.step, trainer.epoch) == (24, 2)
+    assert jax.tree.all(jax.tree.map(np.array_equal, trainer.unreplicated_state().params,
+                                     reference.state.params))
+    metrics, cut = trainer.evaluate()
+    assert not cut and metrics == pytest.approx(reference.eval)
+
+
 def test_fit_learns_and_writes_every_report(reference):
     workdir = reference.summary["workdir"]
     assert reference.eval["accuracy"] > 0.8 and reference.eval["examples"] == 50

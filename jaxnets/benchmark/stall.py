@@ -2,7 +2,8 @@
 
 For each preset: its dataset (`jaxnets.train.experiment.load_dataset`: tf.data for the
 image and text datasets, numpy for the sequence tasks), its model and optimiser, its
-batch size; batches go through the loop's own placement (`Strategy.prefetch` of
+batch size, in the loop's own Trainer (jaxnets/train/trainer.py) on one device; batches go
+through the loop's own placement (`Strategy.prefetch` of
 `config.parallel` and `config.steps_per_call`: a host thread places them ahead, stacked k
 at a time when the preset runs k steps per call; one CPU device takes numpy as is) into the
 loop's compiled, state-donating step program, with at most one call in flight (the loop
