@@ -105,6 +105,7 @@ class Dataset:
         rows = self.source.train()  # {key: tensor[num_train, ...]}, in RAM
         augment, finish, fit = self.source.augment, self.source.finish, self._fit
 
+        @tf.autograph.experimental.do_not_convert  # plain TF ops: converting costs ~1 s
         def make_batch(epoch_seed, number, indices):
             batch = fit({key: tf.gather(value, indices) for key, value in rows.items()})
             if augment is not None:  # batch k of the epoch draws from (epoch seed, k)
@@ -126,6 +127,7 @@ class Dataset:
             return (np.full(len(rows), contract.epoch_seed(self.seed, e), np.int64),
                     np.arange(first, self.steps_per_epoch, dtype=np.int64), rows)
 
+        @tf.autograph.experimental.do_not_convert
         def epoch_rows(e):
             seeds, numbers, rows = tf.numpy_function(draw, [e], [tf.int64] * 3)
             return (tf.ensure_shape(seeds, [None]), tf.ensure_shape(numbers, [None]),
