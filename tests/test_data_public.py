@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxnets import data
-from jaxnets.data import catalog, pipeline, public
+from jaxnets.data import catalog, public, tfds_io
 
 
 def closed_port_url() -> str:
@@ -138,8 +138,8 @@ def test_mock_text_datasets(online, monkeypatch, name, eval_split):
     import tensorflow_datasets as tfds
 
     read_splits = []
-    real_read = pipeline.read
-    monkeypatch.setattr(pipeline, "read", lambda builder, split, *a: (
+    real_read = tfds_io.read
+    monkeypatch.setattr(tfds_io, "read", lambda builder, split, *a: (
         read_splits.append(split), real_read(builder, split, *a))[1])
     with tfds.testing.mock_data(num_examples=16):
         ds = data.get_dataset(name, batch_size=4, max_length=12, vocab_size=50)

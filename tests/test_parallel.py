@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from jaxnets import distributed
+from jaxnets.data.contract import pad_to_multiple
 from jaxnets.train import placement
 from jaxnets.train import ArrayData, ConfigError
 
@@ -224,11 +225,11 @@ def test_batch_that_does_not_split_names_both_numbers_and_a_fix():
 
 def test_eval_padding_masks_the_new_rows_and_keeps_the_old_mask():
     batch = {"image": np.ones((5, 2), np.float32), "label": np.arange(5)}
-    padded = placement.pad_batch(batch, 4)
+    padded = pad_to_multiple(batch, 4)
     assert padded["image"].shape == (8, 2) and padded["mask"].tolist() == [1] * 5 + [0] * 3
-    masked = placement.pad_batch({**batch, "mask": np.array([1, 1, 1, 0, 0], np.float32)}, 2)
+    masked = pad_to_multiple({**batch, "mask": np.array([1, 1, 1, 0, 0], np.float32)}, 2)
     assert masked["mask"].tolist() == [1, 1, 1, 0, 0, 0]
-    assert placement.pad_batch(batch, 5) is batch
+    assert pad_to_multiple(batch, 5) is batch
 
 
 def test_multi_process_flags_go_together_and_a_single_process_needs_none(monkeypatch):

@@ -20,7 +20,8 @@ import importlib.util
 
 from jaxnets.data.catalog import SPECS as _SPECS
 from jaxnets.data.catalog import spec_for
-from jaxnets.data.pipeline import Batch, Dataset
+from jaxnets.data.contract import Batch
+from jaxnets.data.pipeline import Dataset
 from jaxnets.data.public import DatasetUnavailableError
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary, tokenize
 

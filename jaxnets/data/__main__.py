@@ -14,7 +14,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxnets import cli, data
-from jaxnets.data import catalog, pipeline, public
+from jaxnets.data import catalog, public, tfds_io
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {', '.join(data.DATASETS)}")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's)")
@@ -83,7 +83,7 @@ def describe(builder, spec) -> str:
 def labels_of(builder, spec, split) -> np.ndarray:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     decoders = {spec.input_key: tfds.decode.SkipDecoding()} if spec.kind == "image" else None
-    ds = pipeline.read(builder, split, decoders).map(lambda ex: ex["label"])
+    ds = tfds_io.read(builder, split, decoders).map(lambda ex: ex["label"])
     return np.concatenate(list(ds.batch(8192).as_numpy_iterator()))
 
 
@@ -91,7 +91,7 @@ def show_examples(builder, spec, count: int) -> str:
     names = builder.info.features["label"].names
     split = next(iter(builder.info.splits))
     lines = [f"first {count} examples of {split}:"]
-    for example in pipeline.read(builder, split).take(count).as_numpy_iterator():
+    for example in tfds_io.read(builder, split).take(count).as_numpy_iterator():
         label = names[example["label"]]
         if spec.kind == "text":
             lines.append(f"  [{label}] {example[spec.input_key].decode('utf-8')}")

@@ -3,18 +3,20 @@
 For data that is already arrays (the constructed sequence tasks, a user's
 own numpy data, benchmarks on a machine without TensorFlow): the same
 `train_epoch(epoch, start_step)` / `eval_batches()` contract as the tf.data
-pipelines, with the same guarantees — epoch order fixed by (seed, epoch),
+pipelines, by the same rules (contract.py) — epoch order fixed by (seed, epoch),
 every eval example exactly once with the last batch padded and masked, and
-an even per-process shard for multi-host runs.
+an even per-process shard for multi-host runs — so the same rows with the same
+seed give the same batches on either path.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from jaxnets.data import contract
 
 
 def _rows(arrays: dict[str, np.ndarray]) -> int:
@@ -27,19 +29,8 @@ def _rows(arrays: dict[str, np.ndarray]) -> int:
     return next(iter(sizes.values()))
 
 
-def _check_sizes(batch_size, eval_batch_size, process_index, process_count) -> None:
-    for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name}={value!r}: must be a positive integer")
-    if not (isinstance(process_count, (int, np.integer)) and process_count >= 1
-            and 0 <= process_index < process_count):
-        raise ValueError(f"process_index={process_index!r}, process_count={process_count!r}: "
-                         "need 0 <= process_index < process_count")
-
-
-def _shard(arrays: dict[str, np.ndarray], index: int, count: int) -> dict[str, np.ndarray]:
-    """Rows index, index+count, ...: shards differ in size by at most one."""
-    return {k: v[index::count] for k, v in arrays.items()}
+def _take(arrays: dict[str, np.ndarray], rows: slice) -> dict[str, np.ndarray]:
+    return {k: v[rows] for k, v in arrays.items()}
 
 
 class ArrayData:
@@ -75,12 +66,14 @@ class ArrayData:
                  process_index: int = 0, process_count: int = 1, name: str = "arrays",
                  kind: str = "arrays", num_classes: int | None = None,
                  input_shape: tuple | None = None, vocab=None, source_vocab=None):
-        _check_sizes(batch_size, eval_batch_size, process_index, process_count)
+        contract.check_arguments(batch_size, eval_batch_size, seed, process_index,
+                                 process_count)
         train = {k: np.asarray(v) for k, v in train.items()}
         eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
         total_train, total_eval = _rows(train), (0 if eval is None else _rows(eval))
-        self.train = _shard(train, process_index, process_count)
-        self.eval = None if eval is None else _shard(eval, process_index, process_count)
+        shard = lambda total: contract.shard_rows(total, process_index, process_count)  # noqa: E731
+        self.train = _take(train, shard(total_train))
+        self.eval = None if eval is None else _take(eval, shard(total_eval))
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = seed
@@ -88,13 +81,9 @@ class ArrayData:
         self.input_shape, self.vocab, self.source_vocab = input_shape, vocab, source_vocab
         self.num_train = _rows(self.train)
         self.num_eval = 0 if self.eval is None else _rows(self.eval)
-        # the same on every process, so multi-host steps stay in lockstep
-        self.steps_per_epoch = (total_train // process_count) // batch_size
-        self.eval_steps = math.ceil(math.ceil(total_eval / process_count)
-                                    / self.eval_batch_size)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{total_train} training examples ({total_train // process_count}"
-                             f" per process) make no batch of {batch_size}: lower batch_size")
+        steps = contract.steps(name, total_train, total_eval, process_count, batch_size,
+                               self.eval_batch_size)
+        self.steps_per_epoch, self.eval_steps = steps.per_epoch, steps.eval
 
     def train_epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
         """The batches of `epoch` from batch `start_step` on; the order depends on (seed, epoch).
@@ -103,22 +92,20 @@ class ArrayData:
         slices: one numpy fancy-index per key and batch cost more than a small model's
         step spends computing (rnn_translate: ~4% of its 1 ms step).
         """
-        if not 0 <= start_step <= self.steps_per_epoch:  # now, not at the first batch
-            raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
-                             f"(steps_per_epoch of {self.name})")
+        contract.check_start(self.name, start_step, self.steps_per_epoch)  # now, not lazily
         return self._epoch(epoch, start_step)
 
     def _epoch(self, epoch: int, start_step: int) -> Iterator[dict]:
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
+        batches = contract.epoch_batches(self.seed, epoch, self.num_train, self.batch_size,
+                                         self.steps_per_epoch, start_step)
         mask = np.ones(self.batch_size, np.float32)
         mask.flags.writeable = False  # shared by every batch
         row_bytes = sum(v[:1].nbytes for v in self.train.values())
         chunk = max(1, self.chunk_bytes // max(row_bytes * self.batch_size, 1))
-        for first in range(start_step, self.steps_per_epoch, chunk):
-            last = min(first + chunk, self.steps_per_epoch)
-            idx = order[first * self.batch_size:last * self.batch_size]
+        for first in range(0, len(batches), chunk):
+            idx = batches[first:first + chunk].ravel()
             rows = {k: v[idx] for k, v in self.train.items()}
-            for i in range(last - first):
+            for i in range(len(idx) // self.batch_size):
                 part = slice(i * self.batch_size, (i + 1) * self.batch_size)
                 yield {"mask": mask, **{k: v[part] for k, v in rows.items()}}  # theirs wins
 
@@ -127,12 +114,6 @@ class ArrayData:
         if self.eval is None:
             return
         size = self.eval_batch_size
-        for step in range(self.eval_steps):
+        for step in range(self.eval_steps):  # past this shard's end: all-padding batches
             batch = {k: v[step * size:(step + 1) * size] for k, v in self.eval.items()}
-            real = _rows(batch)
-            padding = (np.arange(size) < real).astype(np.float32)
-            batch = {k: np.concatenate([v, np.zeros((size - real,) + v.shape[1:], v.dtype)])
-                     for k, v in batch.items()}
-            # the caller's own mask, if any, is zero on the padding rows already
-            batch["mask"] = batch["mask"].astype(np.float32) if "mask" in batch else padding
-            yield batch
+            yield contract.pad_rows(contract.with_mask(batch), size)

@@ -19,15 +19,16 @@ import functools
 
 import numpy as np
 
-from jaxnets.data import catalog, pipeline
+from jaxnets.data import catalog, tfds_io
 from jaxnets.data.tf_setup import import_tf
 
 tf = import_tf()  # this module is imported only when an image dataset is built
 
 
-def make_source(builder, spec: catalog.DatasetSpec, train_split, eval_split, *,
-                image_shape=None, augment: bool = False) -> pipeline.Source:
-    """Cached, fitted uint8 images of this process's shards, plus the batch finisher."""
+def make_source(builder, spec: catalog.DatasetSpec, train: tfds_io.Shard,
+                evaluation: tfds_io.Shard, *, image_shape=None,
+                augment: bool = False) -> tfds_io.Source:
+    """Fitted uint8 images of this process's shards, kept in RAM, plus the batch finisher."""
     native = tuple(builder.info.features[spec.input_key].shape)
     target = target_shape(spec.name, native, image_shape)
     key = spec.input_key
@@ -37,15 +38,15 @@ def make_source(builder, spec: catalog.DatasetSpec, train_split, eval_split, *,
         image = ex[key] if fit_later else fit_image(ex[key], target)
         return {"image": image, "label": ex["label"]}
 
-    def load(split):
-        ds = pipeline.read(builder, split).map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.cache()  # in RAM, filled during the first pass
+    def load(shard):
+        return tfds_io.read_shard(builder, shard).map(example,
+                                                      num_parallel_calls=tf.data.AUTOTUNE)
 
-    train, evaluation = load(train_split), load(eval_split)
     mean, std = channel_stats(spec, target[-1])
-    return pipeline.Source(
-        train=train, eval=evaluation,
-        num_train=int(train.cardinality()), num_eval=int(evaluation.cardinality()),
+    return tfds_io.Source(
+        train=tfds_io.tensors_once(load(train)),  # read at the first epoch
+        eval=load(evaluation).cache(),            # in RAM, filled during the first pass
+        num_train=train.size, num_eval=evaluation.size,
         finish=functools.partial(finish, mean=mean, std=std),
         fit=functools.partial(fit_batch, target=target) if fit_later else None,
         input_shape=target,

@@ -1,16 +1,21 @@
 """tf.data input pipelines on the host, yielding dicts of numpy arrays with fixed keys.
 
 The lecture's advice, "read all data into RAM, use multiple CPU threads to prefetch", as
-pipelines (TensorFlow runs on the CPU only; nothing here touches a JAX device):
+pipelines (TensorFlow runs on the CPU only; nothing here touches a JAX device). Which rows
+each process reads, the order of an epoch, the step counts and the padding are
+contract.py's rules, the same as ArrayData's (arrays.py): the same seed gives the same
+batches of examples on both paths.
 
-  train: TFDS split (this process's shard) -> decode + resize/tokenize -> cache in RAM
-         -> shuffle with a seed derived from (seed, epoch) -> batch (drop remainder)
-         -> [fit to the model's input] -> [stateless augmentation of the whole batch]
-         + normalize + mask, parallel map
+  train: this process's rows of the TFDS split -> decode + resize/tokenize -> in RAM as
+         one tensor per key (read at the first epoch)
+         epoch e: the rows of each batch (contract.epoch_batches, computed when tf.data
+         reaches the epoch) -> gather the batch's rows -> [fit to the model's input]
+         -> [stateless augmentation of the whole batch] + normalize + mask, parallel map
          -> prefetch -> numpy in a background thread, a few batches ahead
-  eval:  shard -> ... -> cache -> batch -> normalize + mask -> prefetch; the last partial
-         batch is padded with zeros and mask 0, and every process yields the same number of
-         batches (extra all-padding ones) so multi-host evaluation stays in step.
+  eval:  this process's rows -> ... -> cache -> batch -> normalize + mask -> prefetch; the
+         last partial batch is padded with zeros and mask 0, and every process yields the
+         same number of batches (extra all-padding ones) so multi-host evaluation stays
+         in step.
 
 Speed (input stall, `python -m jaxnets.experiments.benchmark --sections=stall`): augmentation
 works on whole batches (one vectorized gather instead of a crop per image), and a host
@@ -26,35 +31,18 @@ Batches (numpy): images `image` float32[B, H, W, C] (normalized), `label` int32[
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
-from jaxnets.data import catalog
 from jaxnets.background import background
+from jaxnets.data import catalog, contract, tfds_io
+from jaxnets.data.contract import Batch
 from jaxnets.data.tf_setup import import_tf
+from jaxnets.data.tfds_io import Source
 from jaxnets.data.tokenizer import Vocabulary
 
-Batch = dict[str, np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """What images.py / text.py hand to `Dataset`: unbatched, preprocessed, cached data."""
-    train: Any                     # tf.data.Dataset, this process's train shard, in RAM
-    eval: Any                      # tf.data.Dataset, this process's eval shard, in RAM
-    num_train: int                 # examples in `train`
-    num_eval: int                  # examples in `eval`
-    finish: Callable               # tf: batch -> batch with the final keys, dtypes and mask
-    input_shape: tuple
-    num_classes: int
-    augment: Callable | None = None   # tf: (batch, seed int64[2]) -> batch; stateless
-    fit: Callable | None = None       # tf: batch -> batch, first thing after batching
-    post: Callable[[Batch], Batch] = lambda batch: batch  # numpy, after batching
-    vocab: Vocabulary | None = None
-    eval_texts: list[str] | None = None
+__all__ = ["Batch", "Dataset", "Source", "build_dataset"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -87,14 +75,12 @@ class Dataset:
     def train_epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         """Yields `steps_per_epoch - start_step` batches of epoch `epoch`.
 
-        The order depends only on (seed, epoch), so an interrupted run resumes exactly with
-        `train_epoch(epoch, start_step=k)` (the same as skipping k batches, but cheaper).
+        The order depends only on (seed, epoch) (contract.epoch_batches), so an interrupted
+        run resumes exactly with `train_epoch(epoch, start_step=k)` (the same as skipping k
+        batches, but cheaper).
         """
-        self._check_start(start_step)
-        tf = import_tf()
-        ds = self._epoch_pipeline(tf.constant(seed_for(self.seed, epoch), tf.int64),
-                                  tf.constant(start_step, tf.int64))
-        return self._numpy(ds.prefetch(tf.data.AUTOTUNE))
+        contract.check_start(self.name, start_step, self.steps_per_epoch)
+        return self._numpy(self._pipeline(epoch, start_step, epochs=1))
 
     def train_epochs(self, epoch: int, start_step: int = 0,
                      epochs_per_pipeline: int = 1000) -> Iterator[Batch]:
@@ -105,41 +91,48 @@ class Dataset:
         third of a small model's epoch; here one pipeline serves `epochs_per_pipeline`
         epochs, and tf.data prefetches across their ends.
         """
-        self._check_start(start_step)  # now, not at the first batch
+        contract.check_start(self.name, start_step, self.steps_per_epoch)  # now, not lazily
         return self._epochs(epoch, start_step, epochs_per_pipeline)
 
     def _epochs(self, epoch: int, start_step: int, epochs_per_pipeline: int):
-        tf = import_tf()
         while True:
-            epochs = range(epoch, epoch + epochs_per_pipeline)
-            seeds = np.array([seed_for(self.seed, e) for e in epochs], np.int64)
-            starts = np.zeros(len(epochs), np.int64)
-            starts[0] = start_step
-            ds = tf.data.Dataset.from_tensor_slices((seeds, starts)).flat_map(
-                tf.autograph.experimental.do_not_convert(self._epoch_pipeline))
-            yield from self._numpy(ds.prefetch(tf.data.AUTOTUNE))
+            yield from self._numpy(self._pipeline(epoch, start_step, epochs_per_pipeline))
             epoch, start_step = epoch + epochs_per_pipeline, 0
 
-    def _check_start(self, start_step: int) -> None:
-        if not 0 <= start_step <= self.steps_per_epoch:
-            raise ValueError(f"start_step={start_step} is outside 0..{self.steps_per_epoch} "
-                             f"(steps_per_epoch of {self.name})")
-
-    def _epoch_pipeline(self, epoch_seed, start_step):
-        """tf.data batches of one epoch from batch `start_step` (both int64 tensors)."""
+    def _pipeline(self, epoch: int, start_step: int, epochs: int):
+        """tf.data batches of `epochs` epochs from batch `start_step` of epoch `epoch`."""
         tf = import_tf()
-        ds = self.source.train.shuffle(max(self.source.num_train, 1), seed=epoch_seed,
-                                       reshuffle_each_iteration=False)
-        ds = ds.take(self.steps_per_epoch * self.batch_size)
-        ds = ds.skip(start_step * self.batch_size)
-        ds = ds.batch(self.batch_size, drop_remainder=True)
+        rows = self.source.train()  # {key: tensor[num_train, ...]}, in RAM
         augment, finish, fit = self.source.augment, self.source.finish, self._fit
-        if augment is None:
-            return ds.map(lambda batch: finish(fit(batch)), num_parallel_calls=tf.data.AUTOTUNE)
-        # batch k of the epoch draws from (epoch seed, k): a resumed epoch matches
-        return ds.enumerate().map(
-            lambda i, batch: finish(augment(fit(batch), tf.stack([epoch_seed, i + start_step]))),
-            num_parallel_calls=tf.data.AUTOTUNE)
+
+        @tf.autograph.experimental.do_not_convert  # plain TF ops: converting costs ~1 s
+        def make_batch(epoch_seed, number, indices):
+            batch = fit({key: tf.gather(value, indices) for key, value in rows.items()})
+            if augment is not None:  # batch k of the epoch draws from (epoch seed, k)
+                batch = augment(batch, tf.stack([epoch_seed, number]))
+            return finish(batch)
+        ds = self._batch_rows(epoch, start_step, epochs)
+        return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def _batch_rows(self, epoch: int, start_step: int, epochs: int):
+        """tf.data of (epoch seed, batch number, int64[batch_size] rows), one per batch; an
+        epoch's rows are drawn (contract.epoch_batches, numpy) when tf.data reaches it."""
+        tf = import_tf()
+
+        def draw(e):
+            e = int(e)
+            first = start_step if e == epoch else 0
+            rows = contract.epoch_batches(self.seed, e, self.num_train, self.batch_size,
+                                          self.steps_per_epoch, first)
+            return (np.full(len(rows), contract.epoch_seed(self.seed, e), np.int64),
+                    np.arange(first, self.steps_per_epoch, dtype=np.int64), rows)
+
+        @tf.autograph.experimental.do_not_convert
+        def epoch_rows(e):
+            seeds, numbers, rows = tf.numpy_function(draw, [e], [tf.int64] * 3)
+            return (tf.ensure_shape(seeds, [None]), tf.ensure_shape(numbers, [None]),
+                    tf.ensure_shape(rows, [None, self.batch_size]))
+        return tf.data.Dataset.range(epoch, epoch + epochs).map(epoch_rows).unbatch()
 
     def _numpy(self, ds) -> Iterator[Batch]:
         """numpy batches, converted by a host thread a few ahead of the consumer."""
@@ -158,34 +151,18 @@ class Dataset:
         ds = ds.map(lambda batch: self.source.finish(self._fit(batch)),
                     num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.prefetch(tf.data.AUTOTUNE)
-        emitted = 0
-        for batch in ds.as_numpy_iterator():
-            yield self.source.post(pad_rows(batch, self.eval_batch_size))
-            emitted += 1
         empty = {k: np.zeros((0, *s.shape[1:]), s.dtype.as_numpy_dtype)
                  for k, s in ds.element_spec.items()}
-        for _ in range(self.eval_steps - emitted):
-            yield self.source.post(pad_rows(empty, self.eval_batch_size))
+        batches = ds.as_numpy_iterator()
+        for _ in range(self.eval_steps):  # past this shard's end: all-padding batches
+            batch = next(batches, empty)
+            yield self.source.post(contract.pad_rows(batch, self.eval_batch_size))
 
     def eval_texts(self) -> list[str]:
         """Raw texts of this shard's eval split, in the order of `eval_batches` (text only)."""
         if self.source.eval_texts is None:
             raise ValueError(f"eval_texts() is for text datasets; {self.name!r} is {self.kind}")
         return list(self.source.eval_texts)
-
-
-def seed_for(seed: int, epoch: int) -> int:
-    """A 32-bit shuffle seed for (seed, epoch): different per epoch, same on every machine."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def pad_rows(batch: Batch, rows: int) -> Batch:
-    """Pads every array of `batch` with zero rows up to `rows` (so mask = 0 there)."""
-    have = len(next(iter(batch.values())))
-    if have == rows:
-        return batch
-    return {k: np.concatenate([v, np.zeros((rows - have, *v.shape[1:]), v.dtype)])
-            for k, v in batch.items()}
 
 
 def build_dataset(name: str, *, batch_size: int, eval_batch_size: int | None, seed: int,
@@ -195,63 +172,23 @@ def build_dataset(name: str, *, batch_size: int, eval_batch_size: int | None, se
     from jaxnets.data import public  # pylint: disable=g-import-not-at-top
 
     eval_batch_size = eval_batch_size or batch_size
-    _check_arguments(batch_size, eval_batch_size, seed, process_index, process_count)
+    contract.check_arguments(batch_size, eval_batch_size, seed, process_index, process_count)
     spec = catalog.spec_for(name)
     builder = public.prepared_builder(name, data_dir)
-    split_eval = split_eval or spec.eval_split
-    shard = lambda split: shard_split(split, process_index, process_count)
+    train, evaluation = (tfds_io.Shard.of(builder, split, process_index, process_count)
+                         for split in (split_train, split_eval or spec.eval_split))
+    steps = contract.steps(f"{name} {split_train!r}", train.total, evaluation.total,
+                           process_count, batch_size, eval_batch_size)
     if spec.kind == "image":
         from jaxnets.data import images  # pylint: disable=g-import-not-at-top
-        source = images.make_source(builder, spec, shard(split_train), shard(split_eval),
-                                    **kind_options)
+        source = images.make_source(builder, spec, train, evaluation, **kind_options)
     else:
         from jaxnets.data import text  # pylint: disable=g-import-not-at-top
-        source = text.make_source(builder, spec, split_train, shard(split_train),
-                                  shard(split_eval), data_dir=data_dir, **kind_options)
-    total_train = count_examples(builder, split_train)
-    total_eval = count_examples(builder, split_eval)
-    steps = (total_train // process_count) // batch_size
-    if steps == 0:
-        raise ValueError(
-            f"{name} {split_train!r} has {total_train} examples, {total_train // process_count}"
-            f" per process: fewer than batch_size={batch_size}; lower batch_size")
-    eval_steps = math.ceil(math.ceil(total_eval / process_count) / eval_batch_size)
+        source = text.make_source(builder, spec, train, evaluation, data_dir=data_dir,
+                                  **kind_options)
     return Dataset(name=name, kind=spec.kind, num_classes=source.num_classes,
                    num_train=source.num_train, num_eval=source.num_eval,
-                   steps_per_epoch=steps, eval_steps=eval_steps, batch_size=batch_size,
-                   eval_batch_size=eval_batch_size, input_shape=tuple(source.input_shape),
-                   seed=seed, vocab=source.vocab, source=source)
-
-
-def shard_split(split: str, index: int, count: int):
-    """This process's part of `split`: TFDS even splits, sizes differing by at most one."""
-    if count == 1:
-        return split
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    return tfds.even_splits(split, n=count)[index]
-
-
-def read(builder, split, decoders=None):
-    """The examples of `split` in a fixed order (no file shuffling, no TFDS auto-cache)."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    return builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
-                              read_config=tfds.ReadConfig(try_autocache=False))
-
-
-def count_examples(builder, split) -> int:
-    if isinstance(split, str) and split in builder.info.splits:  # a whole split: recorded
-        return builder.info.splits[split].num_examples
-    count = int(read(builder, split).cardinality())
-    return count if count >= 0 else builder.info.splits[split].num_examples
-
-
-def _check_arguments(batch_size: int, eval_batch_size: int, seed: int,
-                     process_index: int, process_count: int) -> None:
-    if batch_size < 1 or eval_batch_size < 1:
-        raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, "
-                         f"eval_batch_size={eval_batch_size}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index={process_index} must be in 0..process_count-1 "
-                         f"(process_count={process_count})")
+                   steps_per_epoch=steps.per_epoch, eval_steps=steps.eval,
+                   batch_size=batch_size, eval_batch_size=eval_batch_size,
+                   input_shape=tuple(source.input_shape), seed=seed, vocab=source.vocab,
+                   source=source)

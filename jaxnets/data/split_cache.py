@@ -56,10 +56,10 @@ def _reads_from(builder, path: str | None) -> bool:
 
 
 def read_split(builder, split) -> Arrays:
-    """Every feature of `split` (a name or a process's shard) read with TFDS, uncached;
+    """Every feature of `split` read with TFDS, uncached;
     texts come as object arrays of bytes."""
-    from jaxnets.data import pipeline  # pylint: disable=g-import-not-at-top
-    ds = pipeline.read(builder, split)
+    from jaxnets.data import tfds_io  # pylint: disable=g-import-not-at-top
+    ds = tfds_io.read(builder, split)
     blocks = list(ds.batch(4096).as_numpy_iterator())
     return {key: np.concatenate([block[key] for block in blocks]) if blocks
             else np.zeros((0, *spec.shape), spec.dtype.as_numpy_dtype)

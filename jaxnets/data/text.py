@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxnets.data import catalog, pipeline, split_cache
+from jaxnets.data import catalog, split_cache, tfds_io
+from jaxnets.data.contract import Batch
 from jaxnets.data.tf_setup import import_tf
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary
 
@@ -25,45 +26,43 @@ DEFAULT_VOCAB_SIZE = 20_000  # including PAD and OOV
 MAX_LENGTH_CAP = 256         # default max_length: the longest train text, capped here
 
 
-def make_source(builder, spec: catalog.DatasetSpec, full_train_split, train_split,
-                eval_split, *, data_dir: str | None = None, max_length: int | None = None,
-                vocab_size: int | None = None, vocab: Vocabulary | None = None,
-                length_buckets: Sequence[int] | None = None) -> pipeline.Source:
-    """Encoded, padded text of this process's shards, in RAM, plus the batch finisher."""
-    texts, labels = read_texts(builder, spec, full_train_split, data_dir)
+def make_source(builder, spec: catalog.DatasetSpec, train: tfds_io.Shard,
+                evaluation: tfds_io.Shard, *, data_dir: str | None = None,
+                max_length: int | None = None, vocab_size: int | None = None,
+                vocab: Vocabulary | None = None,
+                length_buckets: Sequence[int] | None = None) -> tfds_io.Source:
+    """Encoded, padded text of this process's shards, in RAM, plus the batch finisher.
+
+    The vocabulary and the default max_length come from the whole train split, so every
+    process has the same ones."""
+    texts, labels = read_texts(builder, spec, train.split, data_dir)
     vocab = _vocabulary(texts, vocab, vocab_size)
     encoded = [vocab.encode(t) for t in texts]
     if max_length is None:
         max_length = min(max(map(len, encoded), default=1), MAX_LENGTH_CAP)
-    if train_split != full_train_split:  # several processes: keep only this one's shard
-        texts, labels = read_texts(builder, spec, train_split, data_dir)
-        encoded = [vocab.encode(t) for t in texts]
-    eval_texts, eval_labels = read_texts(builder, spec, eval_split, data_dir)
-    eval_encoded = [vocab.encode(t) for t in eval_texts]
-    buckets = bucket_widths(length_buckets, max_length)
-
-    def in_ram(sequences, labels):
-        tokens, lengths = pad_sequences(sequences, max_length)
-        return tf.data.Dataset.from_tensor_slices(
-            {"tokens": tokens, "lengths": lengths, "label": labels})
-
-    return pipeline.Source(
-        train=in_ram(encoded, labels), eval=in_ram(eval_encoded, eval_labels),
-        num_train=len(encoded), num_eval=len(eval_encoded), finish=finish,
+    tokens, lengths = pad_sequences(encoded[train.rows], max_length)
+    rows = {"tokens": tokens, "lengths": lengths, "label": labels[train.rows]}
+    eval_texts, eval_labels = read_texts(builder, spec, evaluation.split, data_dir)
+    eval_texts, eval_labels = eval_texts[evaluation.rows], eval_labels[evaluation.rows]
+    eval_tokens, eval_lengths = pad_sequences([vocab.encode(t) for t in eval_texts],
+                                              max_length)
+    return tfds_io.Source(
+        train=functools.cache(lambda: {k: tf.constant(v) for k, v in rows.items()}),
+        eval=tf.data.Dataset.from_tensor_slices(
+            {"tokens": eval_tokens, "lengths": eval_lengths, "label": eval_labels}),
+        num_train=len(tokens), num_eval=len(eval_tokens), finish=finish,
         input_shape=(max_length,),
         num_classes=builder.info.features["label"].num_classes,
-        post=functools.partial(trim_to_bucket, widths=buckets),
+        post=functools.partial(trim_to_bucket, widths=bucket_widths(length_buckets,
+                                                                    max_length)),
         vocab=vocab, eval_texts=eval_texts)
 
 
-def read_texts(builder, spec: catalog.DatasetSpec, split,
+def read_texts(builder, spec: catalog.DatasetSpec, split: str,
                data_dir: str | None = None) -> tuple[list[str], np.ndarray]:
-    """(texts, int32 labels) of `split`, in the split's fixed order. A named split is kept
-    as numpy beside the prepared dataset after its first read (split_cache.py)."""
-    if isinstance(split, str):
-        arrays = split_cache.whole_split(spec.name, split, data_dir, builder)
-    else:  # a process's shard (tfds.even_splits)
-        arrays = split_cache.read_split(builder, split)
+    """(texts, int32 labels) of the whole `split`, in the split's fixed order; kept as numpy
+    beside the prepared dataset after its first read (split_cache.py)."""
+    arrays = split_cache.whole_split(spec.name, split, data_dir, builder)
     texts = [t.decode("utf-8") for t in arrays[spec.input_key]]
     labels = arrays["label"].astype(np.int32)
     if (labels < 0).any():
@@ -102,7 +101,7 @@ def bucket_widths(length_buckets: Sequence[int] | None, max_length: int) -> tupl
     return tuple(w for w in widths if w < max_length) + (max_length,)
 
 
-def trim_to_bucket(batch: pipeline.Batch, widths: tuple[int, ...]) -> pipeline.Batch:
+def trim_to_bucket(batch: Batch, widths: tuple[int, ...]) -> Batch:
     """Cuts `tokens` [B, max_length] to [B, w], w the smallest width >= the longest row."""
     longest = int(batch["lengths"].max(initial=0))
     width = next(w for w in widths if w >= longest)

@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnets import runtime_options
 from jaxnets.background import background
+from jaxnets.data.contract import pad_to_multiple
 from jaxnets.train.config import PARALLEL as STRATEGIES
 from jaxnets.train.config import ConfigError
 from jaxnets.train.inputs import EPOCH_END
@@ -79,19 +80,6 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
             f"batch size {batch_size} does not split evenly over {num_devices} devices "
             f"({batch_size}/{num_devices} = {batch_size / num_devices:g} per device): use a "
             f"multiple of {num_devices} (e.g. {options}), or change num_devices")
-
-
-def pad_batch(batch: dict, multiple: int) -> dict:
-    """Pads `batch` with zero rows (mask 0) to a multiple of `multiple` rows."""
-    rows = len(next(iter(batch.values())))
-    extra = -rows % multiple
-    if not extra:
-        return batch
-    batch = dict(batch)
-    batch.setdefault("mask", np.ones(rows, np.float32))  # the real rows keep counting
-    return {k: np.concatenate([np.asarray(v), np.zeros((extra, *np.shape(v)[1:]),
-                                                        np.asarray(v).dtype)])
-            for k, v in batch.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,7 +248,7 @@ class Strategy:
             if isinstance(batch, Stacked):
                 self.check_batch(np.shape(next(iter(batch.batch.values())))[1])
                 return Stacked(self.put_batch(batch.batch, stacked=True))
-            return self.put_batch(pad_batch(batch, self.num_local))
+            return self.put_batch(pad_to_multiple(batch, self.num_local))
         if self.host_is_device and not stacked:  # placing is free: a thread hop would only cost
             return (put(batch) for batch in batches)
         return prefetch(batches, put, size)
