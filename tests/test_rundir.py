@@ -199,10 +199,12 @@ def test_a_failed_restore_is_one_line_and_nothing_after_it(tmp_path):
                 with open(os.path.join(root, name), "r+b") as f:
                     f.truncate(10)
     before = tree(workdir)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("error: checkpoint step 8 in ") and "cannot be restored" in \
-        lines[-1], result.stderr[-2000:]
-    assert not any("Traceback" in line or "Event loop" in line for line in lines), lines
+    for _ in range(3):  # orbax's reads in flight end in a race with its loop: try thrice
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 2, result.stderr[-2000:]
+        lines = [line for line in result.stderr.splitlines()
+                 if line.strip() and not line.startswith("I0000")]  # TensorFlow's INFO
+        assert len(lines) == 1, result.stderr[-3000:]
+        assert lines[0].startswith("error: checkpoint step 8 in ") and "cannot be restored" in \
+            lines[0]
     assert tree(workdir) == before

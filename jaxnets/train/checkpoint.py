@@ -27,7 +27,11 @@ same directory.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
+import traceback
+import warnings
 
 import orbax.checkpoint as ocp
 
@@ -43,7 +47,8 @@ def reader(directory: str):
     if not os.path.isdir(directory):
         yield None
         return
-    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+    # create=False and no saves: nothing is written (read_only=True would log two warnings)
+    options = ocp.CheckpointManagerOptions(create=False, enable_async_checkpointing=False)
     with ocp.CheckpointManager(os.path.abspath(directory), options=options) as manager:
         yield manager
 
@@ -124,6 +129,7 @@ def explained_restore(manager, step: int, resume: str = "resume"):
     as one ConfigError line naming both ways on; errors of the device (out of memory, a
     lost peer) pass as they are."""
     import jax  # pylint: disable=g-import-not-at-top
+    _quiet_reads_after_a_failed_restore()
     try:
         yield
     except Exception as e:  # orbax and tensorstore raise many kinds, some plain Exception
@@ -138,3 +144,40 @@ def explained_restore(manager, step: int, resume: str = "resume"):
             f"checkpoint step {step} in {directory} cannot be restored "
             f"({type(e).__name__}: {first}): if it is damaged, {fix}; if the workdir holds "
             "another model's run, pass a new workdir (--workdir)") from None
+
+
+def _quiet_reads_after_a_failed_restore() -> None:
+    """When a restore fails, orbax's other reads of that checkpoint are left behind, and
+    each reports itself around the one-line error with a traceback: 'Event loop is
+    closed' or an unclosed read coroutine (unraisable exceptions), asyncio's '... exception
+    was never retrieved' (a log record), 'coroutine ... was never awaited' (a warning).
+    Only reports about orbax's reads are dropped; installed once, at the first restore."""
+    if _quieted:
+        return
+    _quieted.append(True)
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        value, where = unraisable.exc_value, getattr(unraisable.object, "__name__", "")
+        closed = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+        if not (closed or where in _READS):
+            previous(unraisable)
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(lambda record: not _about_orbax_reads(record))
+    for name in _READS:
+        warnings.filterwarnings("ignore", message=f"coroutine '{name}' was never awaited")
+
+
+def _about_orbax_reads(record: logging.LogRecord) -> bool:
+    """An asyncio 'exception was never retrieved' record of one of orbax's reads."""
+    text = str(record.msg)
+    if "exception was never retrieved" not in text:
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+    return (any("/orbax/" in frame.filename for frame in frames)
+            or any(marker in text for marker in (*_READS, "OCDBT", "reading array index")))
+
+
+_quieted: list = []  # one item once the filters are installed
+_READS = ("_read_array_index_and_device_put", "async_deserialize")  # orbax's read coroutines
