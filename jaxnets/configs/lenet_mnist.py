@@ -3,8 +3,8 @@
 Command:
     python -m jaxnets.experiments.run --model=lenet_mnist
 
-Measured (2-core CPU, jax 0.10.2): 98.10% test accuracy, 20 s for the whole command
-(--seed=1/2/3: 97.50/98.10/97.90%); record in experiments/lenet_mnist/README.md.
+Measured (2-core CPU, jax 0.10.2): 98.30% test accuracy, 20-29 s for the whole command
+(--seed=1/2/3: 98.30/98.40/97.80%); record in experiments/lenet_mnist/README.md.
 `--dataset=mnist` trains on TFDS MNIST (60k/10k; needs internet the first time).
 `--config.smoke=True` runs 8 tiny steps (for tests).
 """

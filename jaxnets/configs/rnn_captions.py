@@ -9,8 +9,8 @@ Measured by exact match of the whole caption.
 Command:
     python -m jaxnets.experiments.run --model=rnn_captions
 
-Measured (2-core CPU, experiments/rnn_captions/): 90.2% of the 1,000 test strips
-captioned exactly (greedy decoding; 97.1% of words), 20 s for the whole command.
+Measured (2-core CPU, experiments/rnn_captions/): 90.1% of the 1,000 test strips
+captioned exactly (greedy decoding; 97.1% of words), 20-35 s for the whole command.
 """
 
 import ml_collections
