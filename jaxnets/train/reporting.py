@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 
 from jaxnets.import_guard import without_module
-from jaxnets.train.rundir import CURVE
 
 
 def format_duration(seconds: float) -> str:
@@ -101,7 +100,8 @@ class Reporter:
         if not self.primary:
             return summary_line(summary)
         self.run.write_summary(summary)
-        plot_learning_curve(self.run.metrics(), self.run.file(CURVE), title=self.name)
+        records = self.run.metrics()
+        self.run.write_curve(lambda path: plot_learning_curve(records, path, title=self.name))
         text = summary_line(summary)
         self.line(text)
         return text

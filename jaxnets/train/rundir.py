@@ -279,7 +279,8 @@ class RunDir:
         """`write(temp path)`, then rename over `name`: readers see the old or the new file."""
         if not self.primary:
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
+                                   dir=self.path)  # the suffix: matplotlib reads the format
         os.close(fd)
         try:
             write(tmp)
@@ -311,6 +312,10 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         self.write_json(SUMMARY, summary)
+
+    def write_curve(self, plot) -> None:
+        """learning_curve.png, drawn by `plot(path)`."""
+        self._atomically(CURVE, plot)
 
     def open_log(self):
         """train.log, opened for appending."""
