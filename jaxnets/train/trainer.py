@@ -245,6 +245,8 @@ class Trainer:
             self._stop(f"non-finite parameters after step {self.step} (an update "
                        "overflowed; the loss and gradients were finite)",
                        "or check the data's scale")
+        if self.run is None:
+            raise ValueError("this Trainer has no workdir to save to: pass a RunDir (run=)")
         if self.ckpt is None:
             self.ckpt = self.run.checkpointer(self.config.keep_checkpoints)
         # process_count: each process reads its own shard, so a position counts batches
