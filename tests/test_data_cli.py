@@ -37,12 +37,6 @@ def test_a_sequence_task_shows_its_sizes_and_pairs():
     assert words == " ".join(sequence_tasks.number_to_words(int(number)))
 
 
-def test_an_unknown_dataset_is_a_one_line_usage_error():
-    done = run("-m", "jaxnets.data", "--dataset=nosuch")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("error: unknown dataset 'nosuch'")
-
-
 def test_describe_shows_sizes_balance_and_examples():
     from jaxnets.data import __main__ as cli
     from jaxnets.data import catalog, public, rt_sentences

@@ -51,13 +51,3 @@ def test_cli_bad_shape_exits_2_with_one_line():
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--model=resnet",), "unknown model 'resnet'"),
-    (("--input_shape=32x32",), "HxWxC"),
-    (("--modle=lenet",), "Unknown command line flag 'modle'"),
-    (("--model=rnn_lm",), "--model=rnn_lm is not a CNN"),  # listed, but its factory needs a vocab
-])
-def test_cli_bad_input_exits_2(args, words):
-    result = _cli(*args)
-    assert result.returncode == 2 and words in result.stderr
-    assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent('''
     """Trains a tiny net; argv: workdir, seconds to sleep per batch. Saves params.npz."""
@@ -124,4 +126,41 @@ def test_ctrl_c_mid_run_saves_a_checkpoint_and_resumes_bitwise_equal(tmp_path):
         run.proc.kill()
     log = (run.workdir / "train.log").read_text()
     assert "checkpoint saved; run the same command again to resume" in log, log[-1000:]
+    run.finish_and_compare()
+
+
+def _saving(checkpoints: str) -> bool:
+    """Whether orbax is writing a checkpoint now (its temporary folder exists)."""
+    return os.path.isdir(checkpoints) and any(
+        "orbax-checkpoint-tmp" in name for name in os.listdir(checkpoints))
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_and_while_saving_ends_bitwise_equal(tmp_path):
+    """SIGKILL at a random moment of each try (start-up, training, resuming), and once the
+    moment a checkpoint's temporary folder appears; the last try runs to the end."""
+    seed = int(os.environ.get("JAXNETS_KILL_SEED", time.time_ns() % 10**6))
+    rng = random.Random(seed)
+    run = Run(tmp_path, "killed_often", 0.1)
+    checkpoints = str(run.workdir / "checkpoints")
+    kills = []
+    try:
+        deadline = time.monotonic() + 60
+        while not _saving(checkpoints) and run.proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint write seen within 60 s"
+            time.sleep(0.001)
+        kills.append(("while saving", _saving(checkpoints)))
+        run.proc.kill()
+        run.proc.wait(timeout=30)
+        for _ in range(3):  # start-up takes ~3 s of these; the rest is 48 steps of 0.1 s
+            proc = subprocess.Popen(run.command + ["0.1"], env=run.env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(1.0, 5.0))
+            proc.kill()
+            kills.append((f"at {max(_committed_steps(checkpoints))}", proc.wait(timeout=30)))
+    finally:
+        run.proc.kill()
+    assert kills[0] == ("while saving", True), f"seed {seed}: {kills}"
+    assert [code for _, code in kills[1:]].count(-signal.SIGKILL) >= 2, f"seed {seed}: {kills}"
+    print(f"seed {seed} (JAXNETS_KILL_SEED to repeat): {kills}")
     run.finish_and_compare()

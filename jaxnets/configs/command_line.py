@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import traceback
 
 import ml_collections
 from absl import flags
@@ -124,8 +125,33 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) ->
     try:
         return flag_values(argv)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-        raise ConfigError(_unplaceable(argv, flag_values) or
+        raise ConfigError(_file_problem(e, argv) or _unplaceable(argv, flag_values) or
                           f"a --config override cannot be applied: {e!r}") from None
+    except Exception as e:  # pylint: disable=broad-except  # the config file's own code
+        problem = _file_problem(e, argv)
+        if problem is None:
+            raise
+        raise ConfigError(problem) from None
+
+
+def _file_problem(error: Exception, argv: list[str]) -> str | None:
+    """`error` in one line with the config file's line, if the config file raised it."""
+    files = [value for name, value, _ in _args(argv[1:]) if name == "config"]
+    if not files:
+        return None
+    file = os.path.abspath(files[-1].split(":")[0])
+    if isinstance(error, SyntaxError) and error.filename and \
+            os.path.abspath(error.filename) == file:
+        line = error.lineno
+    else:
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if os.path.abspath(f.filename) == file]
+        if not frames:
+            return None
+        line = frames[-1].lineno
+    message = (error.msg if isinstance(error, SyntaxError) else str(error)).splitlines()
+    return (f"--config={files[-1]}: {type(error).__name__} at line {line}"
+            f"{': ' + message[0] if message else ''}; fix the config file")
 
 
 def _unplaceable(argv, flag_values) -> str | None:

@@ -18,7 +18,8 @@ from jaxnets.data import catalog, public, tfds_io
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {', '.join(data.DATASETS)}")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's)")
-_EXAMPLES = flags.DEFINE_integer("examples", 3, "examples to show from the first split")
+_EXAMPLES = flags.DEFINE_integer("examples", 3, "examples to show from the first split",
+                                lower_bound=0)
 _LIST = flags.DEFINE_bool("list", False, "list the datasets jaxnets knows and exit")
 
 

@@ -70,6 +70,9 @@ class ArrayData:
                                  process_count)
         train = {k: np.asarray(v) for k, v in train.items()}
         eval = None if eval is None else {k: np.asarray(v) for k, v in eval.items()}
+        contract.check_numeric(train, "ArrayData's train arrays")
+        if eval is not None:
+            contract.check_numeric(eval, "ArrayData's eval arrays")
         total_train, total_eval = _rows(train), (0 if eval is None else _rows(eval))
         shard = lambda total: contract.shard_rows(total, process_index, process_count)  # noqa: E731
         self.train = _take(train, shard(total_train))

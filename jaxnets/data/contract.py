@@ -32,6 +32,18 @@ Batch = dict[str, np.ndarray]
 
 # -- arguments and sizes -------------------------------------------------------------------
 
+def check_numeric(arrays: Batch, where: str) -> None:
+    """A one-line TypeError naming the key of an array that cannot feed a model: strings,
+    Python objects, or anything else numpy cannot hold as numbers."""
+    for key, value in arrays.items():
+        dtype = np.asarray(value).dtype
+        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+            kind = {"U": "strings", "S": "bytes", "O": "Python objects"}.get(dtype.kind,
+                                                                            "not numbers")
+            raise TypeError(f"{where}: {key!r} has dtype {dtype} ({kind}); a model takes "
+                            "arrays of numbers: decode, tokenize or map it to numbers first")
+
+
 def check_arguments(batch_size, eval_batch_size, seed, process_index, process_count) -> None:
     """One-line ValueErrors for sizes, seed or process numbers that cannot work."""
     for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):

@@ -61,6 +61,21 @@ def _stop(signum, frame):
     raise _Stopped()
 
 
+def _out_dir() -> str | None:
+    """Where the tables go (None: only printed), created now: a bad --out fails first."""
+    out = _OUT.value if _OUT.value is not None else (None if _TINY.value else
+                                                     os.path.join("experiments", "benchmarks"))
+    if out:
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--out={out}: cannot create the directory ({e.strerror}); "
+                             "give a writable directory") from None
+        if not os.access(out, os.W_OK):
+            raise ValueError(f"--out={out}: the directory is not writable; give another")
+    return out
+
+
 def main(argv) -> int:
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
@@ -76,6 +91,7 @@ def main(argv) -> int:
         if name not in choices:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(choices)}")
     batch_sizes = workloads.parse_batch_sizes(_BATCH_SIZES.value)
+    out = _out_dir()  # checked before the minutes of measuring, not after
     options = benchmark.Options(
         sections=tuple(_SECTIONS.value), models=tuple(_MODELS.value), reps=_REPS.value,
         seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value,
@@ -95,8 +111,6 @@ def main(argv) -> int:
                                     "stopped by SIGTERM (a time limit): later rows missing"})
     command = "python -m jaxnets.experiments.benchmark " + " ".join(sys.argv[1:])
     print(report.markdown(results, command.strip()))
-    out = _OUT.value if _OUT.value is not None else (None if _TINY.value else
-                                                     os.path.join("experiments", "benchmarks"))
     if out:
         backend = results["machine"]["backend"]
         name = _NAME.value or (backend if _DTYPE.value == "float32" else f"{backend}_{_DTYPE.value}")

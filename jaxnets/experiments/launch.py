@@ -30,7 +30,8 @@ from jaxnets import cli
 
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 2, "How many processes to start.",
                                       lower_bound=1)
-_PORT = flags.DEFINE_integer("port", 0, "The coordinator's port on 127.0.0.1 (0: a free one).")
+_PORT = flags.DEFINE_integer("port", 0, "The coordinator's port on 127.0.0.1 (0: a free one).",
+                            lower_bound=0, upper_bound=65535)
 _DEVICES = flags.DEFINE_integer(
     "devices_per_process", 0, "Give each process this many devices: fake CPU devices "
     "(XLA_FLAGS), and GPUs i*K..i*K+K-1 (CUDA_VISIBLE_DEVICES). 0: leave them as they are.",

@@ -8,6 +8,7 @@ size, steps per epoch) are computed, not written back.
 
 from __future__ import annotations
 
+import collections.abc
 import json
 import math
 import weakref
@@ -173,8 +174,7 @@ def resolve(config) -> ml_collections.ConfigDict:
     if isinstance(config, ml_collections.ConfigDict) and _is_resolved(config):
         return config
     resolved = default_config()
-    given = {} if config is None else (
-        config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config))
+    given = as_dict(config)
     unknown = _unknown_fields(given, resolved)
     if unknown:
         raise ConfigError(
@@ -189,6 +189,25 @@ def resolve(config) -> ml_collections.ConfigDict:
     _RESOLVED[key] = (weakref.ref(resolved, lambda _: _RESOLVED.pop(key, None)),
                       resolved.to_json())
     return resolved
+
+
+def as_dict(config) -> dict:
+    """A config given as None, a dict (any mapping) or a ConfigDict, as a plain dict;
+    anything else is a ConfigError naming its type."""
+    if config is None:
+        return {}
+    if isinstance(config, ml_collections.ConfigDict):
+        return config.to_dict()
+    if isinstance(config, collections.abc.Mapping):
+        return dict(config)
+    raise ConfigError(f"a config must be a dict or an ml_collections.ConfigDict, got "
+                      f"{type(config).__name__} {_short(config)}; e.g. "
+                      "{'num_epochs': 2, 'batch_size': 32}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _unknown_fields(given: dict, fields) -> list[str]:
@@ -217,7 +236,7 @@ def with_smoke(config, explicit=()) -> ml_collections.ConfigDict:
     Fields named in `explicit` (the user's own overrides) keep their values.
     Config builders call this once; the loop itself ignores `smoke`.
     """
-    config = ml_collections.ConfigDict(config.to_dict())
+    config = ml_collections.ConfigDict(as_dict(config))
     if config.get("smoke"):
         for key, value in config.smoke_overrides.items():
             if key not in explicit:

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.data import contract
 from jaxnets.train import config as config_lib
 from jaxnets.train.inputs import EPOCH_END, Inputs, epoch_stream
 from jaxnets.train.losses import Metrics
@@ -116,6 +117,7 @@ class Trainer:
     def _initial_state(self, latest: int | None) -> TrainState:
         """The state in the strategy's layout: fresh, or restored from checkpoint `latest`."""
         batch = self.example_batch = self._example_batch()  # kept to diagnose a NaN stop
+        contract.check_numeric(batch, "the first training batch")
         self.batch_size = len(next(iter(batch.values())))
         self.strategy.check_batch(self.batch_size)
         if latest is None:
