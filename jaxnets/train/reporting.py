@@ -15,6 +15,7 @@ only process 0 writes (and prints); the others' Reporter is silent.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from jaxnets.import_guard import without_module
@@ -56,6 +57,8 @@ class Reporter:
         self.log_file = run.open_log()
         with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
             from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
+        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         self.tb = SummaryWriter(run.tensorboard_dir(fresh=not start_step),
                                 purge_step=start_step + 1 if start_step else None)
 
