@@ -110,3 +110,17 @@ def summed_over_processes(counts: np.ndarray) -> np.ndarray:
         return counts
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     return np.asarray(multihost_utils.process_allgather(counts)).sum(axis=0)
+
+
+_PEER_LOST = ("Gloo", "Connection closed by peer", "Connection reset by peer",
+              "coordination service", "heartbeat")
+
+
+def lost_peer(error: BaseException) -> str | None:
+    """One line for a collective that failed because another process of the run died (the
+    launcher names which one and why); None for any other error, whose traceback stays."""
+    text = str(error)
+    if jax.process_count() == 1 or not any(word in text for word in _PEER_LOST):
+        return None
+    return ("another process of this run stopped, so this one cannot go on (the last "
+            "checkpoint is kept): fix that process's error and run the same command again")

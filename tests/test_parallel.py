@@ -404,3 +404,16 @@ def _free_port():
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])
+
+
+def test_a_collective_broken_by_a_dead_process_is_one_line_other_errors_keep_theirs(
+        monkeypatch):
+    import jax
+    from jaxnets import distributed
+    gloo = jax.errors.JaxRuntimeError("UNKNOWN: Gloo all-reduce failed: [pair.cc:547] "
+                                      "Connection closed by peer [127.0.0.1]:46729")
+    assert distributed.lost_peer(gloo) is None  # one process: no peer to lose
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    assert "another process of this run stopped" in distributed.lost_peer(gloo)
+    assert distributed.lost_peer(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of "
+                                                            "memory")) is None

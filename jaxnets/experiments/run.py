@@ -75,6 +75,7 @@ def main(argv) -> int:
     make_strategy(config.parallel, config.num_devices, config.steps_per_call
                   ).check_batch(config.batch_size)  # a usage error before the data loads
     _enable_compilation_cache(_COMPILATION_CACHE.value)
+    import jax
     from jaxnets.data import DatasetUnavailableError
     from jaxnets.train import NonFiniteError, train_and_evaluate
     try:
@@ -84,6 +85,12 @@ def main(argv) -> int:
         return 1
     except ConfigError:
         raise  # a usage error: one line, exit 2
+    except jax.errors.JaxRuntimeError as e:
+        if distributed.lost_peer(e) is None:
+            raise
+        print(f"error: process {jax.process_index()}: {distributed.lost_peer(e)}",
+              file=sys.stderr)
+        return 1
     except ValueError as e:  # a bug, not a usage error: keep the traceback
         raise RuntimeError(f"training failed: {e}") from e
     if not config.progress and distributed.is_primary():
