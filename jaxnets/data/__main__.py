@@ -4,14 +4,14 @@
     python -m jaxnets.data --list
 
 Prints each split's size and label balance, and a few examples (text, or digits as ASCII).
+A public dataset that is not prepared and cannot be downloaded from here is one line on
+stderr (exit status 2) naming where to prepare it and the embedded alternative.
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from jaxnets import cli, data
 from jaxnets.data import catalog, public, tfds_io
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
             return
         builder = public.prepared_builder(spec.name, _DATA_DIR.value)
     except data.DatasetUnavailableError as e:
-        sys.exit(f"error: {e}")
+        cli.fail(str(e))
     except OSError as e:  # e.g. --data_dir names a file
         cli.fail(f"--data_dir={_DATA_DIR.value}: {e.strerror or e}")
     print(describe(builder, spec))

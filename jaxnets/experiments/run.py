@@ -79,7 +79,9 @@ def main(argv) -> int:
     from jaxnets.train import NonFiniteError, train_and_evaluate
     try:
         result = train_and_evaluate(config, workdir)
-    except (NonFiniteError, DatasetUnavailableError) as e:  # not a usage error: status 1
+    except DatasetUnavailableError as e:  # a dataset to fetch elsewhere: one line, exit 2
+        cli.fail(str(e))
+    except NonFiniteError as e:  # not a usage error: status 1
         print(f"error: {e}", file=sys.stderr)
         return 1
     except ConfigError:
