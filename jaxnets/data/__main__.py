@@ -6,12 +6,13 @@
 Prints each split's size and label balance, and a few examples (text, or digits as ASCII).
 A public dataset that is not prepared and cannot be downloaded from here is one line on
 stderr (exit status 2) naming where to prepare it and the embedded alternative.
+JAXNETS_VERBOSE=1 (or --verbosity=0) shows the libraries' own logs too (TensorFlow, TFDS).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from absl import flags, logging
+from absl import flags
 
 from jaxnets import cli, data
 from jaxnets.data import catalog, public, tfds_io
@@ -24,7 +25,6 @@ _LIST = flags.DEFINE_bool("list", False, "list the datasets jaxnets knows and ex
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO
     if _LIST.value or not _DATASET.value:
         for name, description in data.DATASETS.items():
             print(f"{name:14s} {description}")

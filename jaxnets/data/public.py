@@ -8,11 +8,16 @@ retry for ~200 s before failing on a machine without internet.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from jaxnets import cli
 from jaxnets.data import catalog, pypi_source
 
 PROBE_TIMEOUT_S = 5.0
@@ -51,8 +56,21 @@ def prepared_builder(name: str, data_dir: str | None = None, *,
 
 
 def prepare(builder, name: str) -> None:
-    pypi_source.say(f"preparing {name} in {builder.data_dir} (once)")
-    builder.download_and_prepare()
+    """`builder.download_and_prepare()`, said in a line before and after. Unless verbose,
+    TFDS's own lines on stdout are dropped, and its progress bars too where stderr is not
+    a terminal (there they would be carriage returns and cursor moves, not bars)."""
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    quiet = not cli.verbose()
+    size = builder.info.download_size
+    pypi_source.say(f"preparing {name} in {builder.data_dir} (once"
+                    + (f"; download {size})" if size else ")"))
+    if quiet and not sys.stderr.isatty():
+        tfds.display_progress_bar(False)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        builder.download_and_prepare()
+    pypi_source.say(f"prepared {name} in {time.perf_counter() - start:.0f} s")
 
 
 def check_reachable(spec: catalog.DatasetSpec, data_dir: str, timeout: float) -> None:
