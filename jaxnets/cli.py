@@ -1,9 +1,16 @@
-"""What every jaxnets command does the same way: absl flags, and bad input
-reported as one line on stderr with exit status 2 (no traceback)."""
+"""What every jaxnets command does the same way: absl flags, bad input reported as one
+line on stderr with exit status 2 (no traceback), and a quiet terminal.
+
+Quiet: a command prints jaxnets' own lines only. The libraries' start-up lines and
+warnings (TensorFlow's C++ lines at import, TFDS's and orbax's absl warnings, TFDS's
+progress bars when stderr is not a terminal) are hidden; their errors are not.
+JAXNETS_VERBOSE=1 (or absl's --verbosity=N on a command) brings them back.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -11,6 +18,26 @@ from absl import logging as absl_logging
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+VERBOSE_ENV = "JAXNETS_VERBOSE"
+LIBRARY_LOGGERS = ("absl", "tensorflow")  # TFDS and orbax log through absl's logger
+
+
+def verbose() -> bool:
+    """Whether the libraries' own logs are wanted ($JAXNETS_VERBOSE set and not 0)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def quiet_library_logs() -> None:
+    """Drops the libraries' Python log records below ERROR (jaxnets logs to the root logger).
+
+    A filter on the loggers, not their level: absl resets the level of its logger whenever
+    its verbosity changes."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).addFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def fail(message: str) -> None:
@@ -34,8 +61,12 @@ def run(main, flags_parser=None) -> None:
             fail(str(e))
 
     def checked_main(argv):
-        if not flags.FLAGS["verbosity"].present:  # orbax and TFDS log every file at INFO
+        if flags.FLAGS["verbosity"].present:
+            os.environ[VERBOSE_ENV] = "1"  # the data layer reads it: TensorFlow's start-up
+        else:  # orbax and TFDS log every file at INFO
             absl_logging.set_verbosity(absl_logging.WARNING)
+        if not verbose():
+            quiet_library_logs()
         try:
             return main(argv)
         except ValueError as e:

@@ -1,7 +1,10 @@
 """Public TFDS datasets: fast, clear failure offline; code paths through tfds mock_data."""
 
 import dataclasses
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,6 +21,16 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def offline_env() -> dict[str, str]:
+    """The environment of a process that cannot reach the internet: every HTTP(S) request
+    goes to a proxy on a closed local port (urllib honours these variables)."""
+    proxy = closed_port_url()
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+    env.update({k: proxy for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    return env
 
 
 @pytest.fixture
@@ -46,8 +59,26 @@ def test_offline_public_dataset_fails_fast_with_a_useful_message(offline, tmp_pa
         data.get_dataset(name, batch_size=8, data_dir=str(tmp_path))
     assert time.perf_counter() - start < 10  # TFDS alone retries for ~200 s
     message = str(error.value)
-    assert repr(name) in message and str(tmp_path) in message
-    assert f"--dataset={alternative}" in message and "offline" in message
+    assert "\n" not in message and message.startswith(
+        f"dataset {name!r} is not prepared in {tmp_path} and cannot be downloaded from here "
+        "(127.0.0.1: Connection refused): prepare it where there is internet with "
+        f"`python -m jaxnets.data --dataset={name} --data_dir=DIR` and copy "
+        f"DIR/{name.split('/')[0]} into {tmp_path}")
+    assert message.endswith(f", or use the embedded {alternative!r} (--dataset={alternative})")
+
+
+def test_the_offline_answer_imports_no_tensorflow(tmp_path):
+    """Whether a dataset is prepared, and the probe, come before TF's ~3 s import."""
+    script = (
+        "import sys\n"
+        "from jaxnets.data import public\n"
+        "try:\n"
+        f"    public.prepared_builder('mnist', {str(tmp_path)!r}, probe_timeout=5)\n"
+        "except public.DatasetUnavailableError:\n"
+        "    print('tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=offline_env(), timeout=60)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
 
 
 @pytest.mark.timeout(30)

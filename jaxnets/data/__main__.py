@@ -4,14 +4,15 @@
     python -m jaxnets.data --list
 
 Prints each split's size and label balance, and a few examples (text, or digits as ASCII).
+A public dataset that is not prepared and cannot be downloaded from here is one line on
+stderr (exit status 2) naming where to prepare it and the embedded alternative.
+JAXNETS_VERBOSE=1 (or --verbosity=0) shows the libraries' own logs too (TensorFlow, TFDS).
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
 from jaxnets import cli, data
 from jaxnets.data import catalog, public, tfds_io
@@ -25,7 +26,6 @@ _LIST = flags.DEFINE_bool("list", False, "list the datasets jaxnets knows and ex
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO
     if _LIST.value or not _DATASET.value:
         for name, description in data.DATASETS.items():
             print(f"{name:14s} {description}")
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
             return
         builder = public.prepared_builder(spec.name, _DATA_DIR.value)
     except data.DatasetUnavailableError as e:
-        sys.exit(f"error: {e}")
+        cli.fail(str(e))
     except OSError as e:  # e.g. --data_dir names a file
         cli.fail(f"--data_dir={_DATA_DIR.value}: {e.strerror or e}")
     print(describe(builder, spec))

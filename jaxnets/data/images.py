@@ -43,9 +43,13 @@ def make_source(builder, spec: catalog.DatasetSpec, train: tfds_io.Shard,
                                                       num_parallel_calls=tf.data.AUTOTUNE)
 
     mean, std = channel_stats(spec, target[-1])
+    # Read whole at the first evaluation, not with tf.data's cache(): a cut evaluation
+    # (smoke runs, the peek of a resumed run) would leave that cache partial, discarded
+    # with a warning, and the split read again next time.
+    eval_rows = tfds_io.tensors_once(load(evaluation))
     return tfds_io.Source(
         train=tfds_io.tensors_once(load(train)),  # read at the first epoch
-        eval=load(evaluation).cache(),            # in RAM, filled during the first pass
+        eval=lambda: tf.data.Dataset.from_tensor_slices(eval_rows()),
         num_train=train.size, num_eval=evaluation.size,
         finish=functools.partial(finish, mean=mean, std=std),
         fit=functools.partial(fit_batch, target=target) if fit_later else None,

@@ -12,10 +12,10 @@ batches of examples on both paths.
          reaches the epoch) -> gather the batch's rows -> [fit to the model's input]
          -> [stateless augmentation of the whole batch] + normalize + mask, parallel map
          -> prefetch -> numpy in a background thread, a few batches ahead
-  eval:  this process's rows -> ... -> cache -> batch -> normalize + mask -> prefetch; the
-         last partial batch is padded with zeros and mask 0, and every process yields the
-         same number of batches (extra all-padding ones) so multi-host evaluation stays
-         in step.
+  eval:  this process's rows -> ... -> in RAM (read whole at the first evaluation) ->
+         batch -> normalize + mask -> prefetch; the last partial batch is padded with
+         zeros and mask 0, and every process yields the same number of batches (extra
+         all-padding ones) so multi-host evaluation stays in step.
 
 Speed (input stall, `python -m jaxnets.experiments.benchmark --sections=stall`): augmentation
 works on whole batches (one vectorized gather instead of a crop per image), and a host
@@ -147,7 +147,7 @@ class Dataset:
         All batches have `eval_batch_size` rows; padding rows are zeros with mask 0.
         """
         tf = import_tf()
-        ds = self.source.eval.batch(self.eval_batch_size)
+        ds = self.source.eval().batch(self.eval_batch_size)
         ds = ds.map(lambda batch: self.source.finish(self._fit(batch)),
                     num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.prefetch(tf.data.AUTOTUNE)

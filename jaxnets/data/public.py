@@ -8,10 +8,16 @@ retry for ~200 s before failing on a machine without internet.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
+from jaxnets import cli
 from jaxnets.data import catalog, pypi_source
 
 PROBE_TIMEOUT_S = 5.0
@@ -25,6 +31,10 @@ def prepared_builder(name: str, data_dir: str | None = None, *,
                      probe_timeout: float = PROBE_TIMEOUT_S):
     """The TFDS builder of `name`, prepared in `data_dir` (default: TFDS's own default).
 
+    Whether it is prepared, and the probe of an unprepared public dataset's host, are
+    decided before TensorFlow is imported (TFDS reads only files for that): the offline
+    answer costs no TF import.
+
     Raises:
       DatasetUnavailableError: a public dataset is not in `data_dir` and its host cannot
         be reached within `probe_timeout` seconds.
@@ -35,15 +45,32 @@ def prepared_builder(name: str, data_dir: str | None = None, *,
     from jaxnets.data import tf_setup  # pylint: disable=g-import-not-at-top
 
     spec = catalog.spec_for(name)
-    tf_setup.import_tf()  # hide GPUs before TFDS wakes TensorFlow up
     builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared():
-        return builder
-    if not spec.embedded:
+    prepared = builder.is_prepared()
+    if not prepared and not spec.embedded:
         check_reachable(spec, os.fspath(builder.data_dir_root), probe_timeout)
-    pypi_source.say(f"preparing {name} in {builder.data_dir} (once)")
-    builder.download_and_prepare()
+    tf_setup.import_tf()  # hide GPUs before TFDS wakes TensorFlow up
+    if not prepared:
+        prepare(builder, name)
     return builder
+
+
+def prepare(builder, name: str) -> None:
+    """`builder.download_and_prepare()`, said in a line before and after. Unless verbose,
+    TFDS's own lines on stdout are dropped, and its progress bars too where stderr is not
+    a terminal (there they would be carriage returns and cursor moves, not bars)."""
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    quiet = not cli.verbose()
+    size = builder.info.download_size
+    pypi_source.say(f"preparing {name} in {builder.data_dir} (once"
+                    + (f"; download {size})" if size else ")"))
+    if quiet and not sys.stderr.isatty():
+        tfds.display_progress_bar(False)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        builder.download_and_prepare()
+    pypi_source.say(f"prepared {name} in {time.perf_counter() - start:.0f} s")
 
 
 def check_reachable(spec: catalog.DatasetSpec, data_dir: str, timeout: float) -> None:
@@ -65,15 +92,15 @@ def check_reachable(spec: catalog.DatasetSpec, data_dir: str, timeout: float) ->
 
 
 def offline_message(spec: catalog.DatasetSpec, data_dir: str, reason) -> str:
-    alternative = catalog.SPECS[spec.alternative] if spec.alternative else None
-    lines = [
-        f"dataset {spec.name!r} is not prepared in {data_dir} and its host "
-        f"{spec.probe_url} cannot be reached ({reason}): this machine looks offline.",
-        f"  - prepare it where there is internet (python -m jaxnets.data --dataset={spec.name}"
-        f" --data_dir=DIR) and copy DIR/{spec.name.split('/')[0]} into {data_dir}, or",
-    ]
-    if alternative is not None:
-        lines.append(f"  - use the embedded {alternative.name!r} instead (--dataset="
-                     f"{alternative.name}): {alternative.description}; it needs only PyPI.")
-    return "\n".join(lines)
-
+    """One line: what is missing, why it cannot be had here, and the two ways on."""
+    host = urllib.parse.urlsplit(spec.probe_url).hostname or spec.probe_url
+    why = getattr(reason, "strerror", None) or reason
+    folder = spec.name.split("/")[0]
+    message = (
+        f"dataset {spec.name!r} is not prepared in {data_dir} and cannot be downloaded from "
+        f"here ({host}: {why}): prepare it where there is internet with `python -m "
+        f"jaxnets.data --dataset={spec.name} --data_dir=DIR` and copy DIR/{folder} into "
+        f"{data_dir}")
+    if spec.alternative:
+        message += f", or use the embedded {spec.alternative!r} (--dataset={spec.alternative})"
+    return message

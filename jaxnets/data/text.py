@@ -48,8 +48,8 @@ def make_source(builder, spec: catalog.DatasetSpec, train: tfds_io.Shard,
                                               max_length)
     return tfds_io.Source(
         train=functools.cache(lambda: {k: tf.constant(v) for k, v in rows.items()}),
-        eval=tf.data.Dataset.from_tensor_slices(
-            {"tokens": eval_tokens, "lengths": eval_lengths, "label": eval_labels}),
+        eval=functools.cache(lambda: tf.data.Dataset.from_tensor_slices(
+            {"tokens": eval_tokens, "lengths": eval_lengths, "label": eval_labels})),
         num_train=len(tokens), num_eval=len(eval_tokens), finish=finish,
         input_shape=(max_length,),
         num_classes=builder.info.features["label"].num_classes,

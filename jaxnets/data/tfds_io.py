@@ -22,11 +22,11 @@ class Source:
 
     `train()` returns the train rows as one tensor per key ({key: tf.Tensor[num_train,
     ...]}, in the split's order), read on the first call and kept in RAM: the pipeline
-    gathers each batch's rows from them by index (contract.epoch_batches). `eval` is a
-    tf.data.Dataset of the eval rows in order, cached in RAM.
+    gathers each batch's rows from them by index (contract.epoch_batches). `eval()` is a
+    tf.data.Dataset of the eval rows in order, from RAM (read whole on the first call).
     """
     train: Callable[[], dict]      # () -> {key: tf.Tensor[num_train, ...]}; read once
-    eval: Any                      # tf.data.Dataset, this process's eval rows, in order
+    eval: Callable[[], Any]        # () -> tf.data.Dataset of this process's eval rows
     num_train: int                 # rows in train()
     num_eval: int                  # rows in `eval`
     finish: Callable               # tf: batch -> batch with the final keys, dtypes and mask

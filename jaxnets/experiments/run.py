@@ -21,6 +21,11 @@ again on the same --workdir resumes from its newest checkpoint. Bad input is one
 on stderr and exit status 2. TensorFlow (tf.data only) is imported by jaxnets.data
 alone, with its GPUs hidden from it.
 
+The terminal shows jaxnets' own lines and the libraries' errors only;
+JAXNETS_VERBOSE=1 in the environment (or absl's --verbosity=0) brings back the
+libraries' own logs: TensorFlow's start-up lines, TFDS's and orbax's warnings (with
+--verbosity=0 their INFO too), TFDS's progress bars and messages.
+
 Several processes (jaxnets/distributed.py): under SLURM or Open MPI with more than
 one task, jax.distributed finds its peers by itself; elsewhere give the three
 --coordinator_address/--num_processes/--process_id flags to every process, or
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags, logging
+from absl import flags
 
 from jaxnets import cli, configs
 from jaxnets.configs import command_line
@@ -58,8 +63,6 @@ def main(argv) -> int:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}; "
                           "flags look like --name=value")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
     if flags.FLAGS.model == "list":
         print("\n".join(configs.describe()))
         return 0
@@ -80,7 +83,9 @@ def main(argv) -> int:
     from jaxnets.train import NonFiniteError, train_and_evaluate
     try:
         result = train_and_evaluate(config, workdir)
-    except (NonFiniteError, DatasetUnavailableError) as e:  # not a usage error: status 1
+    except DatasetUnavailableError as e:  # a dataset to fetch elsewhere: one line, exit 2
+        cli.fail(str(e))
+    except NonFiniteError as e:  # not a usage error: status 1
         print(f"error: {e}", file=sys.stderr)
         return 1
     except ConfigError:
