@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from test_data_public import offline_env  # every HTTP(S) request refused, as offline
 
-REPO = os.getcwd()
 RUN = "jaxnets.experiments.run"
 
-# (module, arguments, words of the one line); WORKDIR is a workdir holding a user's file.
+# (module, arguments, words of the one line); WORKDIR is a workdir holding a user's file,
+# FILE a file, DATA an empty data directory; every command runs offline.
 CASES = [
     # run: presets, flags and config fields
     (RUN, ["--model=resnet"], "unknown model 'resnet'; choose a preset: lenet_mnist, alexnet"),
@@ -63,6 +64,13 @@ CASES = [
      "a config must be a dict or an ml_collections.ConfigDict, got list [1]"),
     (RUN, ["--model=no_such_pkg.models:make", "--steps=1"], "cannot import module 'no_such_pkg"),
     (RUN, ["--model=:make"], "custom model ':make': give it as package.module:factory"),
+    # run: the data
+    (RUN, ["--model=lenet_mnist", "--dataset=mnist", "--config.data_dir=DATA"],
+     "dataset 'mnist' is not prepared in DATA and cannot be downloaded from here"),
+    (RUN, ["--model=rnn_sentiment", "--dataset=imdb_reviews", "--config.data_dir=DATA"],
+     "use the embedded 'rt_sentences' (--dataset=rt_sentences)"),
+    (RUN, ["--model=lenet_mnist", "--config.data_dir=FILE"],
+     "data_dir FILE is a file: give a directory for the datasets"),
     # run: found once JAX runs or the model is built
     (RUN, ["--compilation_cache=/proc/jaxnets_cache", "--config.smoke=True"],
      "--compilation_cache=/proc/jaxnets_cache: cannot create or write in the directory"),
@@ -87,6 +95,9 @@ CASES = [
     ("jaxnets.data", ["--dataset=mnist5k", "--examples=-3"],
      "flag --examples=-3: -3 is not a non-negative integer"),
     ("jaxnets.data", ["--dataset=nosuch"], "unknown dataset 'nosuch'"),
+    ("jaxnets.data", ["--dataset=cifar10", "--data_dir=DATA"],
+     "dataset 'cifar10' is not prepared in DATA and cannot be downloaded from here"),
+    ("jaxnets.data", ["--dataset=mnist5k", "--data_dir=FILE"], "data_dir FILE is a file"),
     # predict, summary, benchmark
     ("jaxnets.experiments.predict", ["--workdir=WORKDIR", "--text=good"],
      "has no config.json: is it the --workdir of a finished"),
@@ -112,13 +123,15 @@ def _tree(path) -> dict:
 def _arguments(args, tmp_path) -> list[str]:
     """The case's arguments with WORKDIR, FILE and CONFIG:<source> made real."""
     (tmp_path / "afile").write_text("not a directory")
+    (tmp_path / "data").mkdir()
     out = []
     for arg in args:
         if arg.startswith("--config=CONFIG:"):
             (tmp_path / "user_config.py").write_text(arg[len("--config=CONFIG:"):] + "\n")
             arg = f"--config={tmp_path / 'user_config.py'}"
         out.append(arg.replace("WORKDIR", str(tmp_path / "workdir"))
-                   .replace("FILE", str(tmp_path / "afile")))
+                   .replace("FILE", str(tmp_path / "afile"))
+                   .replace("DATA", str(tmp_path / "data")))
     return out
 
 
@@ -133,14 +146,15 @@ def test_bad_input_is_one_line_exit_2_and_the_workdir_unchanged(module, args, me
     argv = _arguments(args, tmp_path)
     if module == RUN and "--" not in argv:
         argv.append(f"--workdir={workdir}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        REPO, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True,
-                            text=True, env=env, timeout=300)
+                            text=True, env=offline_env(), timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert lines[-1].startswith("error: ") and message in lines[-1], lines[-1]
+    message = message.replace("DATA", str(tmp_path / "data")).replace(
+        "FILE", str(tmp_path / "afile"))
+    assert lines == [lines[-1]] and lines[-1].startswith("error: "), lines
+    assert message in lines[-1], lines[-1]
     assert _tree(workdir) == before
 
 

@@ -45,6 +45,9 @@ def prepared_builder(name: str, data_dir: str | None = None, *,
     from jaxnets.data import tf_setup  # pylint: disable=g-import-not-at-top
 
     spec = catalog.spec_for(name)
+    if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise ValueError(f"data_dir {data_dir} is a file: give a directory for the "
+                         "datasets (--data_dir, or --config.data_dir for a run)")
     builder = tfds.builder(name, data_dir=data_dir)
     prepared = builder.is_prepared()
     if not prepared and not spec.embedded:
@@ -69,7 +72,12 @@ def prepare(builder, name: str) -> None:
         tfds.display_progress_bar(False)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        builder.download_and_prepare()
+        try:
+            builder.download_and_prepare()
+        except OSError as e:  # a data_dir that cannot be written, a full disk
+            raise ValueError(f"cannot prepare {name} in {builder.data_dir} ({e.strerror or e}):"
+                             " give a writable data_dir with free space (--data_dir, or "
+                             "--config.data_dir for a run)") from None
     pypi_source.say(f"prepared {name} in {time.perf_counter() - start:.0f} s")
 
 
