@@ -13,6 +13,10 @@ checkpoints beyond `keep` are deleted only after the new one is committed,
 so the last good checkpoint is never lost. The loop checks that a state is
 finite before saving it.
 
+Failures: a restore that fails says what is damaged (which checkpoint, which array or
+file) and recommends only an older checkpoint that was really read; orbax's reports of
+the failed reads left behind are dropped (the one-line error says it all).
+
 Devices and processes: the loop saves one copy of the state, replicated on
 its devices (`Strategy.unreplicate` in jaxnets/train/placement.py), and restores into
 that layout (`Strategy.restore_target`), so a run may resume under another
@@ -27,12 +31,15 @@ same directory.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
 
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxnets.train.config import ConfigError
@@ -71,7 +78,16 @@ def read_state(manager, step: int, abstract: TrainState, resume: str = "resume")
     with explained_restore(manager, step, resume):
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract.checkpoint_items())))
+        _check_finite(restored.state)  # saves are checked: NaN or Inf here is damage
     return abstract.with_items(dict(restored.state))
+
+
+def _check_finite(tree) -> None:
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all()):
+            raise FloatingPointError("a restored array holds NaN or Inf")
 
 
 def read_params(manager, step: int):
@@ -125,33 +141,113 @@ class Checkpointer:
 
 @contextlib.contextmanager
 def explained_restore(manager, step: int, resume: str = "resume"):
-    """A failed restore of checkpoint `step` (damaged, or another model's shapes and tree)
-    as one ConfigError line naming both ways on; errors of the device (out of memory, a
-    lost peer) pass as they are."""
+    """A failed restore of checkpoint `step` as one ConfigError line: what is damaged
+    (checked by reading the checkpoint as saved; if that works, the checkpoint is another
+    model's), and the way on: an older checkpoint that was really read, or starting over.
+    Errors of the device (out of memory, a lost peer) pass as they are."""
     import jax  # pylint: disable=g-import-not-at-top
-    _quiet_reads_after_a_failed_restore()
+    _quiet_orbax_leftovers()
     try:
         yield
     except Exception as e:  # orbax and tensorstore raise many kinds, some plain Exception
         if isinstance(e, (jax.errors.JaxRuntimeError, MemoryError, ConfigError)):
             raise
         directory = str(manager.directory)
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        older = [s for s in manager.all_steps() if s < step]
-        fix = (f"delete {os.path.join(directory, str(step))} to {resume} from step "
-               f"{max(older)}" if older else f"delete {os.path.dirname(directory)} to start over")
-        raise ConfigError(
-            f"checkpoint step {step} in {directory} cannot be restored "
-            f"({type(e).__name__}: {first}): if it is damaged, {fix}; if the workdir holds "
-            "another model's run, pass a new workdir (--workdir)") from None
+        damage = unreadable(directory, step)
+        if damage is None:
+            raise ConfigError(
+                f"checkpoint step {step} in {directory} cannot be restored into this model, "
+                f"though it reads ({_first_line(e)}): the workdir holds another model's run, "
+                "pass a new workdir (--workdir)") from None
+        raise ConfigError(f"checkpoint step {step} in {directory} cannot be restored: "
+                          f"{damage}; {_way_on(manager, step, resume)}") from None
 
 
-def _quiet_reads_after_a_failed_restore() -> None:
-    """When a restore fails, orbax's other reads of that checkpoint are left behind, and
-    each reports itself around the one-line error with a traceback: 'Event loop is
-    closed' or an unclosed read coroutine (unraisable exceptions), asyncio's '... exception
-    was never retrieved' (a log record), 'coroutine ... was never awaited' (a warning).
-    Only reports about orbax's reads are dropped; installed once, at the first restore."""
+def unreadable(directory: str, step: int) -> str | None:
+    """What is wrong with checkpoint `step`, in words, or None when its data position and
+    every array of its state read (to host memory) and the floats are finite."""
+    import jax  # pylint: disable=g-import-not-at-top
+    from etils import epath  # pylint: disable=g-import-not-at-top
+    path = epath.Path(os.path.abspath(directory)) / str(step)
+    try:  # the handlers themselves: a Checkpointer would warn of step metadata at each
+        ocp.JsonCheckpointHandler().restore(path / "position")
+    except Exception as e:  # pylint: disable=broad-except
+        return _damage(e, path, "its data position")
+    handler = ocp.PyTreeCheckpointHandler()
+    try:
+        saved = handler.metadata(path / "state").tree
+        to_host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)
+        state = handler.restore(path / "state", args=ocp.args.PyTreeRestore(restore_args=to_host))
+    except Exception as e:  # pylint: disable=broad-except
+        return _damage(e, path, "its state")
+    finally:
+        handler.close()
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        leaf = np.asarray(leaf)
+        if np.issubdtype(leaf.dtype, np.inexact) and not np.isfinite(leaf).all():
+            name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in keys)
+            return f"array {name} holds NaN or Inf (a saved state is finite: it is corrupt)"
+    return None
+
+
+def _damage(error: BaseException, path: str, item: str) -> str:
+    """e.g. 'array params.FC3.kernel is truncated (file state/d/7d32...)', from the
+    innermost error of a failed read of the checkpoint at `path`."""
+    while error.__cause__ is not None:  # orbax wraps TensorStore's error, which says it
+        error = error.__cause__
+    text = str(error)
+    array = re.search(r'(?:Error reading|Metadata at) "([^"/]+)/', text)
+    files = re.findall(r'local file "([^"]+)"', text)
+    if any(c in text for c in ("OUT_OF_RANGE", "not valid for value of size")):
+        kind = "truncated"
+    elif (isinstance(error, (FileNotFoundError, KeyError)) or "NOT_FOUND" in text
+          or "does not exist" in text):
+        kind = "missing"
+    elif isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+        kind = "corrupt (a metadata file is not JSON)"
+    elif any(c in text for c in ("DATA_LOSS", "FAILED_PRECONDITION", "checksum")):
+        kind = "corrupt"
+    else:
+        return f"{item} is unreadable ({_first_line(error)})"
+    files = [f for f in files if not f.endswith("/")]  # a file, not the OCDBT database
+    where = f" (file {os.path.relpath(files[-1], path)})" if files else ""
+    return f"{f'array {array[1]}' if array else item} is {kind}{where}"
+
+
+def newest_readable(directory: str, below: int | None = None) -> int | None:
+    """The newest checkpoint in `directory` (older than `below`) that really reads."""
+    for step in reversed(saved_steps(directory)):
+        if (below is None or step < below) and unreadable(directory, step) is None:
+            return step
+    return None
+
+
+def _way_on(manager, step: int, resume: str) -> str:
+    """Delete the damaged ones to go on from the newest older checkpoint that reads, or,
+    when none does, move the checkpoints away to start over."""
+    directory = str(manager.directory)
+    older = newest_readable(directory, below=step)
+    if older is None:
+        return (f"no older checkpoint reads either: move {directory} away "
+                f"(mv {directory} {directory}.damaged) to start over")
+    damaged = " and ".join(os.path.join(directory, str(s))
+                           for s in sorted(manager.all_steps()) if s > older)
+    return f"if it is damaged, delete {damaged} to {resume} from step {older} (checked: it reads)"
+
+
+def _first_line(error: BaseException) -> str:
+    """`Type: text` of an error's first line, without TensorStore's spec, short."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    text = re.split(r" \[tensorstore_spec=| See full TensorStore details", text)[0]
+    return f"{type(error).__name__}: {text[:160]}"
+
+
+def _quiet_orbax_leftovers() -> None:
+    """When a read fails, orbax's other reads of that checkpoint are left behind, and each
+    reports itself around the one-line error with a traceback: 'Event loop is closed' or
+    an unclosed coroutine (unraisable exceptions), asyncio's '... exception was never
+    retrieved' (a log record), 'coroutine ... was never awaited' (a warning). Only those
+    reports are dropped; installed once."""
     if _quieted:
         return
     _quieted.append(True)
@@ -160,15 +256,15 @@ def _quiet_reads_after_a_failed_restore() -> None:
     def hook(unraisable):
         value, where = unraisable.exc_value, getattr(unraisable.object, "__name__", "")
         closed = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
-        if not (closed or where in _READS):
+        if not (closed or where in _COROUTINES):
             previous(unraisable)
     sys.unraisablehook = hook
-    logging.getLogger("asyncio").addFilter(lambda record: not _about_orbax_reads(record))
-    for name in _READS:
+    logging.getLogger("asyncio").addFilter(lambda record: not _about_orbax_io(record))
+    for name in _COROUTINES:
         warnings.filterwarnings("ignore", message=f"coroutine '{name}' was never awaited")
 
 
-def _about_orbax_reads(record: logging.LogRecord) -> bool:
+def _about_orbax_io(record: logging.LogRecord) -> bool:
     """An asyncio 'exception was never retrieved' record of one of orbax's reads."""
     text = str(record.msg)
     if "exception was never retrieved" not in text:
@@ -176,8 +272,8 @@ def _about_orbax_reads(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     frames = traceback.extract_tb(error.__traceback__) if error is not None else []
     return (any("/orbax/" in frame.filename for frame in frames)
-            or any(marker in text for marker in (*_READS, "OCDBT", "reading array index")))
+            or any(marker in text for marker in (*_COROUTINES, "OCDBT", "reading array index")))
 
 
 _quieted: list = []  # one item once the filters are installed
-_READS = ("_read_array_index_and_device_put", "async_deserialize")  # orbax's read coroutines
+_COROUTINES = ("_read_array_index_and_device_put", "async_deserialize")  # orbax's reads
