@@ -1,6 +1,7 @@
 """The run directory (jaxnets/train/rundir.py): a refused command leaves the workdir byte for
 byte as it was, metrics.jsonl survives damaged lines, a failed restore is one line that says
-what is damaged and recommends only a checkpoint that reads."""
+what is damaged and recommends only a checkpoint that reads, a non-finite eval loss is said
+on the terminal."""
 
 import fcntl
 import hashlib
@@ -30,11 +31,15 @@ class Tiny(nn.Module):
         return nn.Dense(3)(nn.relu(nn.Dense(self.width)(image.reshape(image.shape[0], -1))))
 
 
-def tiny_data():
+def tiny_arrays():
     rng = np.random.default_rng(0)
-    arrays = {"image": rng.normal(size=(64, 2, 2, 1)).astype(np.float32),
-              "label": rng.integers(0, 3, 64).astype(np.int32)}
-    return ArrayData(arrays, arrays, batch_size=8)
+    return {"image": rng.normal(size=(64, 2, 2, 1)).astype(np.float32),
+            "label": rng.integers(0, 3, 64).astype(np.int32)}
+
+
+def tiny_data(eval_arrays=None):
+    arrays = tiny_arrays()
+    return ArrayData(arrays, arrays if eval_arrays is None else eval_arrays, batch_size=8)
 
 
 def tree(path) -> dict:
@@ -263,3 +268,14 @@ def test_when_every_checkpoint_is_damaged_none_is_recommended_and_moving_them_st
     result = fit(Tiny(), tiny_data(), CONFIG, workdir)
     assert result.summary["start_step"] == 0 and result.summary["step"] == 8
 
+
+def test_a_non_finite_eval_loss_is_one_warning_on_the_terminal(tmp_path, capfd):
+    broken = tiny_arrays()
+    broken["image"][5] = np.inf  # a broken input in the eval data
+    fit(Tiny(), tiny_data(eval_arrays=broken), {**CONFIG, "num_epochs": 2}, str(tmp_path),
+        name="tiny")  # evaluated twice: after each epoch
+    assert capfd.readouterr().err.splitlines() == [
+        "warning: [tiny] step 8: the eval loss is not finite: check the eval data (a label "
+        "outside 0..classes-1, or a NaN or Inf in an input)"]
+    log = (tmp_path / "train.log").read_text()
+    assert "step 8: the eval loss is not finite" in log and "step 16: the eval loss" in log

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,9 @@ from jaxnets.train.reporting import Reporter
 from jaxnets.train.rundir import RunDir
 from jaxnets.train.state import TrainState
 from jaxnets.train.trainer import NonFiniteError, Trainer  # noqa: F401  (re-exported)
+
+# its "NaN or Inf found in input tensor" repeats the loop's warning without the fix
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 @dataclasses.dataclass
@@ -64,6 +68,7 @@ class _Loop:
         self.meter, self.examples_seen, self.train_seconds = StallMeter(), 0, 0.0
         self.unlogged = 0
         self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
+        self.warned_eval_loss = False
         self.interrupt_requested = False  # a Ctrl-C, taken between calls
         self.reporter = Reporter(run, name, start_step=trainer.start_step,
                                  progress=self.config.progress)
@@ -184,9 +189,14 @@ class _Loop:
         self.last_eval, self.last_eval_step = metrics, self.trainer.step
         self.reporter.eval(step=self.trainer.step, epoch=self._epochs_done(), metrics=metrics)
         if not metrics["loss"] < float("inf"):  # eval has no NaN guard: say why
-            self.reporter.line(
-                f"[{self.name}] the eval loss is not finite: check the eval data (a label "
-                "outside 0..classes-1, or a NaN or Inf in an input)")
+            text = (f"[{self.name}] step {self.trainer.step}: the eval loss is not finite: "
+                    "check the eval data (a label outside 0..classes-1, or a NaN or Inf in "
+                    "an input)")
+            self.reporter.line(text, show=False)
+            if self.run.primary and not self.warned_eval_loss:
+                # on the terminal once, progress lines or not; in train.log every time
+                print(f"warning: {text}", file=sys.stderr, flush=True)
+                self.warned_eval_loss = True
 
     def _epochs_done(self) -> float:
         """Epochs trained so far, e.g. 2.5 (or the epoch number when its length is unknown)."""
