@@ -13,9 +13,12 @@ checkpoints beyond `keep` are deleted only after the new one is committed,
 so the last good checkpoint is never lost. The loop checks that a state is
 finite before saving it.
 
-Failures: a restore that fails says what is damaged (which checkpoint, which array or
-file) and recommends only an older checkpoint that was really read; orbax's reports of
-the failed reads left behind are dropped (the one-line error says it all).
+Failures: a write that fails for a reason of the disk (no space left, a read-only or
+failing disk) is a WriteError naming the checkpoint, raised by that save or, for an
+async save, by the next save or wait at the latest; its partial directory is removed. A
+restore that fails says what is damaged (which checkpoint, which array or file) and
+recommends only an older checkpoint that was really read; orbax's reports of the failed
+reads and writes left behind are dropped (the one-line error says it all).
 
 Devices and processes: the loop saves one copy of the state, replicated on
 its devices (`Strategy.unreplicate` in jaxnets/train/placement.py), and restores into
@@ -31,11 +34,16 @@ same directory.
 from __future__ import annotations
 
 import contextlib
+import gc
+import glob
 import json
 import logging
 import os
 import re
+import shutil
 import sys
+import threading
+import time
 import traceback
 import warnings
 
@@ -98,6 +106,42 @@ def read_params(manager, step: int):
     return restored.state["params"]
 
 
+class WriteError(OSError):
+    """A checkpoint or another file of a run could not be written (no space left on the
+    device, a read-only or failing disk); `errno` is the OS's. The message names what;
+    `fit` adds the last good checkpoint and what to do. The CLI exits with
+    `exit_status` (sysexits' EX_IOERR), one line, no traceback."""
+
+    exit_status = 74
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def write_error(error: BaseException, what: str) -> WriteError | None:
+    """`error` as a WriteError about writing `what`, or None when no OS error is behind it
+    (a bug stays a bug)."""
+    code = os_error_code(error)
+    if code is None:
+        return None
+    return WriteError(code, f"{os.strerror(code).lower()} writing {what}")
+
+
+def os_error_code(error: BaseException | None) -> int | None:
+    """The OS error number behind `error` or its causes: an OSError's, or the one
+    TensorStore writes in its text ("... [os_error_code='28']")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return error.errno
+        found = re.search(r"os_error_code='?(\d+)", str(error))
+        if found:
+            return int(found[1])
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class Checkpointer:
     """Saves (TrainState, data position) under `directory`; `reader` restores them.
 
@@ -107,13 +151,21 @@ class Checkpointer:
       async_save: write in a background thread; the device arrays are copied
         to host memory before `save` returns, so the caller may donate the
         state to the next step right away.
+
+    A failed write raises WriteError (that save, or the next save or wait for an async
+    one) and removes the partial directory; the Checkpointer takes no more saves.
     """
 
     def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+        _quiet_orbax_leftovers()
+        options = ocp.CheckpointManagerOptions(  # cleanup: the partial saves of a kill
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._pending: int | None = None  # the step an async save is writing
+        self._failed: WriteError | None = None  # and, once one failed, which and why
+        self._failed_step: int | None = None
 
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None."""
@@ -125,18 +177,64 @@ class Checkpointer:
     def save(self, state: TrainState, position: dict) -> None:
         """Saves `state` and `position` as the checkpoint of `position['step']`."""
         step = int(position["step"])
+        self.wait()  # the previous save's failure stops the run here, before this one
         if step in self.manager.all_steps():
             return  # already saved (e.g. the end of a run that was complete)
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state.checkpoint_items()),
-            position=ocp.args.JsonSave(dict(position))), force=True)
+        with self._writing(step):
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state.checkpoint_items()),
+                position=ocp.args.JsonSave(dict(position))), force=True)
+            self._pending = step
 
     def wait(self) -> None:
         """Blocks until every pending write is committed."""
-        self.manager.wait_until_finished()
+        if self._failed is not None:
+            raise self._failed
+        with self._writing(self._pending):
+            self.manager.wait_until_finished()
+        self._pending = None
 
     def close(self) -> None:
-        self.manager.close()
+        """Lets orbax's threads go (after a failed save, orbax re-raises it: dropped)."""
+        try:
+            self.manager.close()
+        except Exception:  # pylint: disable=broad-except
+            if self._failed is None:
+                raise
+            self._remove_partial(self._failed_step)  # a write that was still in flight
+
+    @contextlib.contextmanager
+    def _writing(self, step: int | None):
+        """A failed write of checkpoint `step` as one WriteError, its partial files gone."""
+        try:
+            yield
+        except Exception as e:  # orbax and TensorStore raise many kinds
+            which = f"checkpoint {step}" if step is not None else "a checkpoint"
+            error = write_error(e, f"{which} in {self.directory}")
+            if error is None:
+                raise
+            self._failed, self._failed_step = error, step
+            _join_orbax_threads()  # they write on after the first error
+            gc.collect()  # orbax's abandoned writes report themselves now, while quieted
+            self._remove_partial(step)
+            raise error from None
+
+    def _remove_partial(self, step: int | None) -> None:
+        import jax  # pylint: disable=g-import-not-at-top
+        if step is None or jax.process_index() != 0:  # one process removes what all wrote
+            return
+        for path in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _join_orbax_threads(timeout: float = 60.0) -> None:
+    """Waits for the threads of orbax's operations: a failed save's go on writing, and
+    would make its directory again after it is removed. Thread.join, not orbax's own
+    join, which re-raises the thread's error."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if type(thread).__module__.startswith("orbax.") and thread.is_alive():
+            threading.Thread.join(thread, max(0.0, deadline - time.monotonic()))
 
 
 @contextlib.contextmanager
@@ -168,6 +266,7 @@ def unreadable(directory: str, step: int) -> str | None:
     every array of its state read (to host memory) and the floats are finite."""
     import jax  # pylint: disable=g-import-not-at-top
     from etils import epath  # pylint: disable=g-import-not-at-top
+    _quiet_orbax_leftovers()
     path = epath.Path(os.path.abspath(directory)) / str(step)
     try:  # the handlers themselves: a Checkpointer would warn of step metadata at each
         ocp.JsonCheckpointHandler().restore(path / "position")
@@ -243,11 +342,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def _quiet_orbax_leftovers() -> None:
-    """When a read fails, orbax's other reads of that checkpoint are left behind, and each
-    reports itself around the one-line error with a traceback: 'Event loop is closed' or
-    an unclosed coroutine (unraisable exceptions), asyncio's '... exception was never
-    retrieved' (a log record), 'coroutine ... was never awaited' (a warning). Only those
-    reports are dropped; installed once."""
+    """When a read or write fails, orbax's other reads and writes of that checkpoint are
+    left behind, and each reports itself around the one-line error with a traceback:
+    'Event loop is closed' or an unclosed coroutine (unraisable exceptions), asyncio's
+    '... exception was never retrieved' (a log record), 'coroutine ... was never awaited'
+    (a warning), and orbax's own error records of a failed async save (the WriteError says
+    it). Only those reports are dropped; installed once."""
     if _quieted:
         return
     _quieted.append(True)
@@ -260,12 +360,13 @@ def _quiet_orbax_leftovers() -> None:
             previous(unraisable)
     sys.unraisablehook = hook
     logging.getLogger("asyncio").addFilter(lambda record: not _about_orbax_io(record))
+    logging.getLogger("absl").addFilter(lambda record: not _failed_orbax_write(record))
     for name in _COROUTINES:
         warnings.filterwarnings("ignore", message=f"coroutine '{name}' was never awaited")
 
 
 def _about_orbax_io(record: logging.LogRecord) -> bool:
-    """An asyncio 'exception was never retrieved' record of one of orbax's reads."""
+    """An asyncio 'exception was never retrieved' record of one of orbax's reads or writes."""
     text = str(record.msg)
     if "exception was never retrieved" not in text:
         return False
@@ -275,5 +376,15 @@ def _about_orbax_io(record: logging.LogRecord) -> bool:
             or any(marker in text for marker in (*_COROUTINES, "OCDBT", "reading array index")))
 
 
+def _failed_orbax_write(record: logging.LogRecord) -> bool:
+    """orbax's error record (with its traceback) of a save that failed for the disk."""
+    if "/orbax/" not in record.pathname or record.levelno < logging.ERROR:
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    return os_error_code(error) is not None or "os_error_code=" in str(record.msg)
+
+
 _quieted: list = []  # one item once the filters are installed
-_COROUTINES = ("_read_array_index_and_device_put", "async_deserialize")  # orbax's reads
+_COROUTINES = ("_read_array_index_and_device_put", "async_deserialize",  # orbax's reads,
+               "write_fragment", "async_serialize_from_host",  # writes
+               "Store._get_array_metadatas")  # and the array metadata of either
