@@ -1,6 +1,12 @@
 """What every jaxnets command does the same way: absl flags, bad input reported as one
 line on stderr with exit status 2 (no traceback), and a quiet terminal.
 
+Exit statuses: 0 done; 1 the run stopped on its own finding (a NaN loss, another process
+of the run lost); 2 bad input (a flag, a config, a workdir of another run, a damaged
+checkpoint, a dataset not to be had from here); 74 a file could not be written (no space
+left on the device, a read-only disk: jaxnets.train.checkpoint.WriteError, what was kept
+is said); 130 Ctrl-C.
+
 Quiet: a command prints jaxnets' own lines only. The libraries' start-up lines and
 warnings (TensorFlow's C++ lines at import, TFDS's and orbax's absl warnings, TFDS's
 progress bars when stderr is not a terminal) are hidden; their errors are not.
@@ -73,6 +79,12 @@ def run(main, flags_parser=None) -> None:
             fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
         except KeyboardInterrupt:  # Ctrl-C: what was saved has been said; no traceback
             sys.exit(INTERRUPTED)
+        except OSError as e:  # an explained fault (WriteError, 74) carries its status
+            status = getattr(e, "exit_status", None)  # (not imported: this stays light)
+            if status is None:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(status)
 
     # JAX logs at INFO that it found no TPU; that is noise for a CPU/GPU user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)

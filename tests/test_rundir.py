@@ -1,10 +1,13 @@
 """The run directory (jaxnets/train/rundir.py): a refused command leaves the workdir byte for
-byte as it was, metrics.jsonl survives damaged lines, a failed restore is one line."""
+byte as it was, metrics.jsonl survives damaged lines, a failed restore is one line that says
+what is damaged and recommends only a checkpoint that reads, a non-finite eval loss is said
+on the terminal."""
 
 import fcntl
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,11 +31,15 @@ class Tiny(nn.Module):
         return nn.Dense(3)(nn.relu(nn.Dense(self.width)(image.reshape(image.shape[0], -1))))
 
 
-def tiny_data():
+def tiny_arrays():
     rng = np.random.default_rng(0)
-    arrays = {"image": rng.normal(size=(64, 2, 2, 1)).astype(np.float32),
-              "label": rng.integers(0, 3, 64).astype(np.int32)}
-    return ArrayData(arrays, arrays, batch_size=8)
+    return {"image": rng.normal(size=(64, 2, 2, 1)).astype(np.float32),
+            "label": rng.integers(0, 3, 64).astype(np.int32)}
+
+
+def tiny_data(eval_arrays=None):
+    arrays = tiny_arrays()
+    return ArrayData(arrays, arrays if eval_arrays is None else eval_arrays, batch_size=8)
 
 
 def tree(path) -> dict:
@@ -208,3 +215,67 @@ def test_a_failed_restore_is_one_line_and_nothing_after_it(tmp_path):
         assert lines[0].startswith("error: checkpoint step 8 in ") and "cannot be restored" in \
             lines[0]
     assert tree(workdir) == before
+
+
+def _truncate_arrays(step_dir):
+    """Cuts every data file of a checkpoint's state short (the arrays' bytes)."""
+    for root, _, files in os.walk(os.path.join(step_dir, "state")):
+        for name in files:
+            if os.path.basename(root) == "d":
+                with open(os.path.join(root, name), "r+b") as f:
+                    f.truncate(10)
+
+
+def _refused_resume(workdir) -> str:
+    with pytest.raises(ConfigError) as refused:
+        fit(Tiny(), tiny_data(), CONFIG, workdir)
+    message = str(refused.value)
+    assert "\n" not in message and "pybind11" not in message and "<bound method" not in message
+    return message
+
+
+def test_a_damaged_checkpoint_is_named_and_the_older_one_recommended_really_resumes(
+        finished, tmp_path):
+    import shutil
+    workdir = str(tmp_path / "run")
+    shutil.copytree(finished, workdir)
+    checkpoints = os.path.join(workdir, "checkpoints")
+    _truncate_arrays(os.path.join(checkpoints, "8"))
+    message = _refused_resume(workdir)
+    assert re.fullmatch(
+        rf"checkpoint step 8 in {checkpoints} cannot be restored: array \S+ is truncated "
+        rf"\(file state/d/\w+\); if it is damaged, delete {checkpoints}/8 to resume from "
+        r"step 4 \(checked: it reads\)", message), message
+    shutil.rmtree(os.path.join(checkpoints, "8"))  # as it says
+    result = fit(Tiny(), tiny_data(), CONFIG, workdir)
+    assert result.summary["start_step"] == 4 and result.summary["step"] == 8
+
+
+def test_when_every_checkpoint_is_damaged_none_is_recommended_and_moving_them_starts_over(
+        finished, tmp_path):
+    import shutil
+    workdir = str(tmp_path / "run")
+    shutil.copytree(finished, workdir)
+    checkpoints = os.path.join(workdir, "checkpoints")
+    for step in ("4", "8"):
+        _truncate_arrays(os.path.join(checkpoints, step))
+    message = _refused_resume(workdir)
+    assert message.startswith(f"checkpoint step 8 in {checkpoints} cannot be restored: array ")
+    assert message.endswith(f"no older checkpoint reads either: move {checkpoints} away (mv "
+                            f"{checkpoints} {checkpoints}.damaged) to start over"), message
+    assert "resume from" not in message
+    os.rename(checkpoints, checkpoints + ".damaged")  # as it says
+    result = fit(Tiny(), tiny_data(), CONFIG, workdir)
+    assert result.summary["start_step"] == 0 and result.summary["step"] == 8
+
+
+def test_a_non_finite_eval_loss_is_one_warning_on_the_terminal(tmp_path, capfd):
+    broken = tiny_arrays()
+    broken["image"][5] = np.inf  # a broken input in the eval data
+    fit(Tiny(), tiny_data(eval_arrays=broken), {**CONFIG, "num_epochs": 2}, str(tmp_path),
+        name="tiny")  # evaluated twice: after each epoch
+    assert capfd.readouterr().err.splitlines() == [
+        "warning: [tiny] step 8: the eval loss is not finite: check the eval data (a label "
+        "outside 0..classes-1, or a NaN or Inf in an input)"]
+    log = (tmp_path / "train.log").read_text()
+    assert "step 8: the eval loss is not finite" in log and "step 16: the eval loss" in log

@@ -19,30 +19,40 @@ process 0 writes logs and run files; checkpoints are written together.
 
 Ctrl-C saves a checkpoint first. Running `fit` again on the same workdir resumes from
 the newest checkpoint and ends with bitwise the same parameters as a run never
-interrupted (CPU).
+interrupted (CPU). A write the disk refuses (a checkpoint, metrics.jsonl, train.log,
+TensorBoard, summary.json, the plot, config.json) stops the run with one WriteError
+naming the file and the last good checkpoint; freeing space and running again resumes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 import jax
 
 from jaxnets import distributed, runtime_options
+from jaxnets.train import checkpoint
 from jaxnets.train import config as config_lib
+from jaxnets.train.checkpoint import WriteError, write_error
 from jaxnets.train.inputs import EPOCH_END, as_inputs
 from jaxnets.train.meter import StallMeter
 from jaxnets.train.model_api import as_model
 from jaxnets.train.reporting import Reporter
-from jaxnets.train.rundir import RunDir
+from jaxnets.train.rundir import CHECKPOINTS, TENSORBOARD, RunDir
 from jaxnets.train.state import TrainState
 from jaxnets.train.trainer import NonFiniteError, Trainer  # noqa: F401  (re-exported)
+
+# its "NaN or Inf found in input tensor" repeats the loop's warning without the fix
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 @dataclasses.dataclass
@@ -64,6 +74,7 @@ class _Loop:
         self.meter, self.examples_seen, self.train_seconds = StallMeter(), 0, 0.0
         self.unlogged = 0
         self.last_eval, self.last_eval_step, self.eval_cut = None, None, False
+        self.warned_eval_loss = False
         self.interrupt_requested = False  # a Ctrl-C, taken between calls
         self.reporter = Reporter(run, name, start_step=trainer.start_step,
                                  progress=self.config.progress)
@@ -72,19 +83,32 @@ class _Loop:
                          (self.config.checkpoint_every_steps, self.trainer.save)]
 
     def run_to_end(self) -> Result:
-        started = time.perf_counter()
+        started, failed = time.perf_counter(), True
         try:
             with self._ctrl_c_between_calls():
                 self._announce()
                 self._train()
                 extra = self._finish()
-            return self._result(time.perf_counter() - started, extra)
+            result = self._result(time.perf_counter() - started, extra)
+            failed = False
+            return result
         except KeyboardInterrupt:
             self._save_on_interrupt()
             raise
         finally:
-            self.trainer.close()
-            self.reporter.close()
+            self._close(failed)
+
+    def _close(self, failed: bool) -> None:
+        """Closes the trainer (waits for the last checkpoint) and the reporter. After a
+        failure their errors are dropped: on a full disk they repeat the first one."""
+        errors = []
+        for close in (self.trainer.close, self.reporter.close):
+            try:
+                close()
+            except OSError as e:
+                errors.append(e)
+        if errors and not failed:
+            raise errors[0]
 
     def _train(self) -> None:
         t = self.trainer
@@ -119,6 +143,7 @@ class _Loop:
         extra = (self.measures(self.trainer.unreplicated_state(), self.last_eval)
                  if self.measures else {})
         self.trainer.save()
+        self.trainer.close()  # the last checkpoint is written before the summary says so
         return extra
 
     # -- Ctrl-C ---------------------------------------------------------------------------
@@ -184,9 +209,14 @@ class _Loop:
         self.last_eval, self.last_eval_step = metrics, self.trainer.step
         self.reporter.eval(step=self.trainer.step, epoch=self._epochs_done(), metrics=metrics)
         if not metrics["loss"] < float("inf"):  # eval has no NaN guard: say why
-            self.reporter.line(
-                f"[{self.name}] the eval loss is not finite: check the eval data (a label "
-                "outside 0..classes-1, or a NaN or Inf in an input)")
+            text = (f"[{self.name}] step {self.trainer.step}: the eval loss is not finite: "
+                    "check the eval data (a label outside 0..classes-1, or a NaN or Inf in "
+                    "an input)")
+            self.reporter.line(text, show=False)
+            if self.run.primary and not self.warned_eval_loss:
+                # on the terminal once, progress lines or not; in train.log every time
+                print(f"warning: {text}", file=sys.stderr, flush=True)
+                self.warned_eval_loss = True
 
     def _epochs_done(self) -> float:
         """Epochs trained so far, e.g. 2.5 (or the epoch number when its length is unknown)."""
@@ -278,6 +308,8 @@ def fit(model, data, config=None, workdir: str | RunDir = "runs/fit", *, eval_da
     Raises:
       NonFiniteError: a loss or gradient became NaN/Inf.
       ConfigError: a bad config, or a workdir holding a run with another config.
+      WriteError: the disk refused a write (no space left, ...); the message names the
+        file and the last good checkpoint, which a rerun resumes from.
     """
     runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
     config = config_lib.resolve(config)
@@ -285,8 +317,33 @@ def fit(model, data, config=None, workdir: str | RunDir = "runs/fit", *, eval_da
     model = _checked_dtype(as_model(model), config)
     with run.claimed():
         trainer = Trainer(model, as_inputs(data, eval_data), config, run)
-        run.begin(config)  # every check has passed: now the run's files are written
-        return _Loop(trainer, run, name or config.preset, measures).run_to_end()
+        try:
+            run.begin(config)  # every check has passed: now the run's files are written
+            return _Loop(trainer, run, name or config.preset, measures).run_to_end()
+        except OSError as e:
+            error = e if isinstance(e, WriteError) else _tensorboard_error(e, run)
+            if error is None:
+                raise
+            raise _stopped_by(error, run) from None
+
+
+def _stopped_by(error: WriteError, run: RunDir) -> WriteError:
+    """`error` with what was kept and what to do: the newest checkpoint that reads (really
+    read: a resume starts there) and the fix."""
+    fix = "free space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+    kept = checkpoint.newest_readable(run.file(CHECKPOINTS))
+    then = (f"the last good checkpoint is step {kept}; {fix}, then run the same command "
+            "again to resume from it" if kept is not None else
+            f"no checkpoint was saved; {fix}, then run the same command again")
+    return WriteError(error.errno, f"{error}: {then}")
+
+
+def _tensorboard_error(error: OSError, run: RunDir) -> WriteError | None:
+    """TensorBoard's writer (tensorboardX) fails with an OSError that names no file."""
+    if not any("/tensorboardX/" in frame.filename
+               for frame in traceback.extract_tb(error.__traceback__)):
+        return None
+    return write_error(error, f"{TENSORBOARD}/ in {run.path}")
 
 
 def _checked_dtype(model, config):

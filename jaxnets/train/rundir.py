@@ -20,6 +20,11 @@ create is removed again). JSON files are written atomically (temp file + rename)
 crash never leaves half a file; a torn metrics.jsonl line (a crash mid-append) is skipped
 with a one-line warning. In a multi-process run only process 0 writes these files;
 checkpoints are written by every process together (orbax).
+
+A write the disk refuses (no space left, a read-only or failing disk) is a WriteError
+naming the file, and leaves nothing torn: a JSON file or the plot keeps its old
+version, metrics.jsonl and train.log are cut back to their last whole line. `fit`
+adds the last good checkpoint to it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ except ImportError:  # not POSIX: runs are not locked
     fcntl = None
 
 from jaxnets.train import checkpoint
+from jaxnets.train.checkpoint import WriteError, write_error
 from jaxnets.train.config import ConfigError, diff, read_json
 
 CONFIG = "config.json"
@@ -279,15 +285,27 @@ class RunDir:
         """`write(temp path)`, then rename over `name`: readers see the old or the new file."""
         if not self.primary:
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
-                                   dir=self.path)  # the suffix: matplotlib reads the format
-        os.close(fd)
+        with self.writing(name):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
+                                       dir=self.path)  # the suffix: matplotlib reads the format
+            os.close(fd)
+            try:
+                write(tmp)
+                os.replace(tmp, self.file(name))
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+    @contextlib.contextmanager
+    def writing(self, name: str):
+        """An OSError of writing the run's file `name` as a WriteError naming it."""
         try:
-            write(tmp)
-            os.replace(tmp, self.file(name))
-        except BaseException:
-            os.unlink(tmp)
-            raise
+            yield
+        except OSError as e:
+            error = None if isinstance(e, WriteError) else write_error(e, f"{name} in {self.path}")
+            if error is None:
+                raise
+            raise error from None
 
     def checkpointer(self, keep: int) -> checkpoint.Checkpointer:
         return checkpoint.Checkpointer(self.file(CHECKPOINTS), keep)
@@ -307,7 +325,7 @@ class RunDir:
 
     def append_metrics(self, record: dict) -> None:
         if self.primary:
-            with open(self.file(METRICS), "a", encoding="utf-8") as f:
+            with contextlib.closing(_Appended(self, METRICS)) as f:
                 f.write(json.dumps(record) + "\n")
 
     def write_summary(self, summary: dict) -> None:
@@ -317,9 +335,9 @@ class RunDir:
         """learning_curve.png, drawn by `plot(path)`."""
         self._atomically(CURVE, plot)
 
-    def open_log(self):
+    def open_log(self) -> "_Appended":
         """train.log, opened for appending."""
-        return open(self.file(LOG), "a", encoding="utf-8")
+        return _Appended(self, LOG)
 
     def tensorboard_dir(self, fresh: bool) -> str:
         """The event files' directory; `fresh`: a new run drops the events of one that
@@ -341,6 +359,35 @@ def _record(raw: bytes) -> tuple[dict | None, str | None]:
             and isinstance(record.get("split"), str)):
         return None, "not a record with 'step' and 'split'"
     return record, None
+
+
+class _Appended:
+    """A run file (train.log, metrics.jsonl) appended to unbuffered: a write the disk
+    refuses is a WriteError naming the file, and the file is cut back to its size before,
+    so no torn line stays and nothing is left to flush."""
+
+    def __init__(self, run: RunDir, name: str):
+        self.run, self.name = run, name
+        with run.writing(name):
+            self.fd = os.open(run.file(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, text: str) -> None:
+        with self.run.writing(self.name):
+            size, view = os.lseek(self.fd, 0, os.SEEK_END), memoryview(text.encode("utf-8"))
+            try:
+                while view:
+                    view = view[os.write(self.fd, view):]
+            except OSError:
+                os.ftruncate(self.fd, size)
+                raise
+
+    def flush(self) -> None:
+        pass  # each write went to the file
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _write_lines(path: str, records: list[dict]) -> None:
