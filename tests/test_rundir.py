@@ -78,11 +78,13 @@ def _refused_damaged_config(workdir):
 
 
 def _refused_in_use(workdir):
-    with open(os.path.join(workdir, ".lock"), "a+") as held:  # another run holds it
+    lock = os.path.join(workdir, ".lock")
+    with open(lock, "a+") as held:  # another run holds it, and removes it as RunDir does
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             fit(Tiny(), tiny_data(), CONFIG, workdir)
         finally:
+            os.remove(lock)
             fcntl.flock(held, fcntl.LOCK_UN)
 
 
@@ -279,3 +281,23 @@ def test_a_non_finite_eval_loss_is_one_warning_on_the_terminal(tmp_path, capfd):
         "outside 0..classes-1, or a NaN or Inf in an input)"]
     log = (tmp_path / "train.log").read_text()
     assert "step 8: the eval loss is not finite" in log and "step 16: the eval loss" in log
+
+
+def test_a_lock_file_the_command_made_goes_with_it_and_a_new_holder_takes_the_new_one(
+        tmp_path):
+    """The lock file is removed when its maker lets go; a lock someone took on the removed
+    file (opened before the removal) does not keep the next command out, and that command
+    locks a file the path names (RunDir checks the path still names what it locked)."""
+    run = RunDir(str(tmp_path))
+    with run.claimed():
+        assert os.path.exists(tmp_path / ".lock")
+        stale = open(tmp_path / ".lock", "a+")  # opened while held, locked after removal
+    assert not os.path.exists(tmp_path / ".lock")
+    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a lock on a removed file: no lock
+    try:
+        with RunDir(str(tmp_path)).claimed():
+            assert os.path.exists(tmp_path / ".lock")  # a new file, not the stale one
+            assert not os.path.samestat(os.stat(tmp_path / ".lock"), os.fstat(stale.fileno()))
+    finally:
+        stale.close()
+    assert sorted(os.listdir(tmp_path)) == []

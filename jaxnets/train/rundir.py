@@ -123,22 +123,39 @@ class RunDir:
                               "give a writable directory (--workdir)") from None
 
     def _lock(self, stack: contextlib.ExitStack) -> int | None:
-        """Takes the lock; returns the holder's pid (-1 unknown) when another run has it."""
+        """Takes the lock; returns the holder's pid (-1 unknown) when another run has it.
+
+        A lock file this command created is removed when it lets go (a refused or finished
+        command leaves the workdir's files as they were); so a lock taken on a file that
+        its holder removed meanwhile is let go and taken again on the new file."""
         if fcntl is None:
             return None
-        f = stack.enter_context(open(self.file(LOCK), "a+"))
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            text = f.read().strip()
-            return int(text) if text.isdigit() else -1
-        except OSError as e:  # a filesystem without locks (some NFS, FUSE): run unlocked
-            logging.warning("cannot lock %s (%s): a second run there would not be refused",
-                            self.path, e.strerror)
-            return None
+        path = self.file(LOCK)
+        while True:
+            existed = os.path.exists(path)
+            f = open(path, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                text = f.read().strip()
+                f.close()
+                return int(text) if text.isdigit() else -1
+            except OSError as e:  # a filesystem without locks (some NFS, FUSE): run unlocked
+                f.close()
+                logging.warning("cannot lock %s (%s): a second run there would not be "
+                                "refused", self.path, e.strerror)
+                return None
+            if _names(path, f):
+                break
+            f.close()  # its holder removed it as we opened it
+        stack.callback(f.close)
         stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
-        stack.callback(_truncate, f)  # the pid is for the holder's lifetime only
+        # The pid is for the holder's lifetime only: removed (or emptied) before unlocking.
+        if existed:
+            stack.callback(_truncate, f)
+        else:
+            stack.callback(_unlink, path)
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -146,7 +163,7 @@ class RunDir:
         return None
 
     def _remove_if_unused(self) -> None:
-        if os.path.isdir(self.path) and set(os.listdir(self.path)) <= {LOCK}:
+        if os.path.isdir(self.path) and not os.listdir(self.path):
             shutil.rmtree(self.path, ignore_errors=True)
 
     # -- looking (reads only) ------------------------------------------------------------
@@ -393,6 +410,19 @@ class _Appended:
 def _write_lines(path: str, records: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def _names(path: str, f) -> bool:
+    """Whether `path` still names the open file `f`."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(f.fileno()))
+    except FileNotFoundError:
+        return False
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def _truncate(f) -> None:
