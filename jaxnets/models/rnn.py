@@ -286,10 +286,11 @@ _split_scan.defvjp(_split_scan_fwd, _split_scan_bwd)
 
 # The vanilla cell's scan. Measured on the 2-core CPU (experiments/benchmarks/rnn_step.md),
 # against `_split_scan` running the same cell, in one process: the training step of the
-# benchmark's RNN uses ~14% less CPU time, mostly from the dW_hh product (the einsum
-# over "tbh,tbg" made XLA:CPU copy both (T, B, H) stacks into (H, T*B) layouts first and
-# then ran a K = T*B GEMM at half the speed of a square one) and from the backward loop
-# (one output stack instead of two identical ones, no tanh recomputed). Unrolling the
+# benchmark's RNN 1.18-1.20x the examples/s (~11-14% less CPU time under load), mostly
+# from the dW_hh product (the einsum over "tbh,tbg" made XLA:CPU copy both (T, B, H)
+# stacks into (H, T*B) layouts first and then ran a K = T*B GEMM at half the speed of a
+# square one) and from the backward loop (one output stack instead of two identical
+# ones, no tanh recomputed). Unrolling the
 # loops (lax.scan unroll=2, 4, 8) measured no faster on the CPU: the loop's own overhead
 # is ~2 us of a ~30 us step there; the 64x128 @ 128x128 product is the step. Not
 # measured on a GPU (none was at hand); the same form is used on every backend.
