@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from jaxnets import configs
-from jaxnets.benchmark import flops, input_lesson, report, suite, workloads
+from jaxnets.benchmark import flops, input_lesson, keras_side, report, suite, workloads
 from jaxnets.background import background
 from jaxnets.models import AlexNet, LeNet, cnn, kernels, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
@@ -98,6 +98,12 @@ def test_tiny_benchmark_reports_every_section(tiny_results):
         assert row["compile_seconds"] > 0 and row["first_step_seconds"] >= row["compile_seconds"]
         assert math.isfinite(row["final_loss"])
         assert (numbers["train"]["torch"] is not None) == results["torch"]
+        with_keras = (row["name"] == "rnn"  # the RNN's arm only; a note says why not
+                      and keras_side.skip_reason(workloads.build("rnn", tiny=True)) is None)
+        assert row["keras_note"] is None if row["name"] != "rnn" else (
+            with_keras == (row["keras_note"] is None))
+        assert ("keras_train" in row["stats"]) == with_keras
+        assert (numbers["train"]["keras_ratio"] is not None) == with_keras
         k = configs.get(row["preset"]).steps_per_call  # as the preset trains
         assert row["steps_per_call"] == k and ("jax_train_single" in row["stats"]) == (k > 1)
     assert [r.method.split(" ")[0] for r in results["lesson"]] == ["naive", "RAM", "RAM", "RAM"]
@@ -114,6 +120,55 @@ def test_tiny_tables_and_json(tiny_results, tmp_path):
     data = json.loads(open(paths[1]).read())
     assert data["machine"]["backend"] == "cpu" and len(data["models"]) == 3
     assert data["models"][0]["derived"]["train"]["jax"] > 0
+
+
+def test_keras_arm_skips_with_a_note_when_keras_is_missing(monkeypatch):
+    monkeypatch.setattr(keras_side, "available", lambda: False)
+    options = suite.Options(sections=("models",), models=("rnn",), tiny=True, torch="no")
+    results = suite.run(options, log=lambda line: None)
+    row, = results["models"]
+    assert results["failures"] == [] and "keras_train" not in row["stats"]
+    assert row["keras_note"] == "Keras not installed (pip install keras: the 'bench' extra)"
+    assert "No Keras arm: rnn: Keras not installed" in report.markdown(results)
+    with pytest.raises(ValueError, match="--keras=yes but Keras is not installed"):
+        suite.run(dataclasses.replace(options, keras="yes"), log=lambda line: None)
+
+
+def test_keras_arm_is_not_asked_for_what_it_cannot_mirror(monkeypatch):
+    monkeypatch.setattr(keras_side, "available", lambda: True)
+    monkeypatch.setattr(keras_side, "_imported_backend", lambda: None)
+    rnn_workload = workloads.build("rnn", tiny=True)
+    assert keras_side.skip_reason(rnn_workload) is None
+    only = "Keras arm: only the vanilla RNN workload"
+    assert keras_side.skip_reason(workloads.build("lenet", tiny=True)) == only
+    lstm = dataclasses.replace(rnn_workload, torch_sizes={**rnn_workload.torch_sizes,
+                                                          "cell": "lstm"})
+    assert keras_side.skip_reason(lstm) == only
+    assert keras_side.skip_reason(workloads.build("rnn", tiny=True, dtype=jnp.bfloat16)) == (
+        "Keras arm: float32 only")
+    monkeypatch.setattr(keras_side, "_imported_backend", lambda: "tensorflow")
+    assert "imported on its 'tensorflow' backend" in keras_side.skip_reason(rnn_workload)
+
+
+def test_keras_arm_trains_the_same_model_with_the_same_parameter_count():
+    workload = workloads.build("rnn", tiny=True)
+    if keras_side.skip_reason(workload):  # not installed, or imported on TensorFlow already
+        pytest.skip(keras_side.skip_reason(workload))
+    train = keras_side.keras_run(workload, steps_per_execution=2, most=4)
+    model = train.model
+    variables = workload.module.init(jax.random.key(0), workload.batch["tokens"],
+                                     workload.batch["lengths"])
+    jax_shapes = sorted(tuple(a.shape) for a in jax.tree.leaves(variables["params"]))
+    keras_shapes = sorted(tuple(w.shape) for w in model.trainable_weights)
+    assert keras_shapes == jax_shapes  # embedding, W_xh + b, W_hh, W_hy + b_y
+    assert model.count_params() == sum(math.prod(s) for s in jax_shapes)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Embedding", "Dropout", "SimpleRNN", "Dropout", "Dense"]
+    before = int(model.optimizer.iterations.value)  # read now: fit donates the state
+    train(3)
+    assert int(model.optimizer.iterations.value) == before + 3
+    with pytest.raises(ValueError, match="1..4 steps per call"):
+        train(5)
 
 
 @pytest.mark.parametrize("items, message", [

@@ -124,3 +124,52 @@ def test_seq2seq_decoder_starts_from_the_encoders_whole_final_state(cell):
     for a, b in zip(jax.tree.leaves(encoded), jax.tree.leaves(final)):
         np.testing.assert_array_equal(a, b)  # an LSTM's cell state c too, not zeros
     assert all(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(encoded))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_vanilla_scan_equals_the_generic_split_scan(dtype):
+    """The vanilla cell's own scan (rnn._vanilla_scan) against the form every cell ran
+    before it (rnn._split_scan): padded rows, a non-zero h0, cotangents on the final state
+    and on every output. The outputs and d h0, d xp are bitwise the same; d W_hh sums the
+    T*B rows in another order (float32 rounding)."""
+    T, B, H = 9, 5, 6
+    keys = jax.random.split(jax.random.key(7), 5)
+    W = (jax.random.normal(keys[0], (H, H)) * 0.5).astype(dtype)
+    xp = jax.random.normal(keys[1], (T, B, H)).astype(dtype)
+    h0 = (jax.random.normal(keys[2], (B, H)) * 0.3).astype(dtype)
+    mask = jnp.arange(T)[:, None] < jnp.array([9, 4, 0, 1, 7])[None, :]
+    d_final = jax.random.normal(keys[3], (B, H))
+    d_hs = jax.random.normal(keys[4], (T, B, H))
+
+    def fast(W, h0, xp):
+        return rnn._vanilla_scan(W, h0, xp, mask)
+
+    def generic(W, h0, xp):
+        return rnn._split_scan(rnn._vanilla_gates, lambda h: h, W, (), h0, xp, mask)
+
+    def loss(f):
+        def value(W, h0, xp):
+            final, hs = f(W, h0, xp)
+            return (jnp.sum(final.astype(jnp.float32) * d_final)
+                    + jnp.sum(hs.astype(jnp.float32) * d_hs))
+        return jax.jit(jax.grad(value, argnums=(0, 1, 2)))
+
+    for a, b in zip(jax.jit(fast)(W, h0, xp), jax.jit(generic)(W, h0, xp)):
+        assert a.dtype == b.dtype == dtype and bool(jnp.array_equal(a, b))
+    (dW, dh0, dxp), (gW, gh0, gxp) = loss(fast)(W, h0, xp), loss(generic)(W, h0, xp)
+    assert bool(jnp.array_equal(dh0, gh0)) and bool(jnp.array_equal(dxp, gxp))
+    assert dW.dtype == gW.dtype == dtype
+    np.testing.assert_allclose(np.asarray(dW, np.float32), np.asarray(gW, np.float32),
+                               rtol=2e-2 if dtype == jnp.bfloat16 else 1e-6, atol=1e-5)
+
+
+def test_vanilla_rnn_takes_its_own_scan_and_other_cells_the_generic_one(monkeypatch):
+    calls = []
+    fast, generic = rnn._vanilla_scan, rnn._split_scan
+    monkeypatch.setattr(rnn, "_vanilla_scan", lambda *a: calls.append("vanilla") or fast(*a))
+    monkeypatch.setattr(rnn, "_split_scan", lambda *a: calls.append("split") or generic(*a))
+    x, mask = jnp.ones((2, 3, 4)), jnp.ones((2, 3), bool)
+    for cell in ("vanilla", "lstm", "gru"):
+        layer = rnn.RNN(5, cell)
+        layer.init(jax.random.key(0), x, mask)
+    assert calls == ["vanilla", "split", "split"]

@@ -9,6 +9,8 @@ Modules:
   gemm.py          GEMM GFLOP/s per backend and dtype: the peak the models are held to
   workloads.py     the presets' models at the issue's sizes, as jaxnets trains them
   torch_side.py    the same in PyTorch eager (optional: pip install torch==2.13.0)
+  keras_side.py    the RNN in Keras 3 on the JAX backend, the peer that also compiles with
+                   XLA (optional: pip install keras; imported only by that arm)
   input_lesson.py  naive loading vs RAM cache vs thread prefetch vs device prefetch
   stall.py         input stall of every preset with its real pipeline
   startup.py       seconds from `python` to each preset's first training step

@@ -8,6 +8,7 @@ import os
 
 TARGETS = {  # workload -> minimum JAX/PyTorch training examples/s
     "lenet": 1.5, "alexnet": 1.0, "rnn": 1.5}
+KERAS_TARGETS = {"rnn": 1.5}  # workload -> minimum JAX/Keras-on-JAX training (issue 18)
 ALEXNET_PEAK_FRACTION = {"cpu": 0.70, "gpu": 0.40}   # of f32 (cpu) / bf16 (gpu) GEMM peak
 STALL_LIMIT = 0.03
 FIRST_STEP_LIMIT = 5.0
@@ -46,6 +47,10 @@ def model_numbers(row, results) -> dict:
                      "gflops": achieved, "peak_fraction": achieved / peak if peak else None,
                      "spread": (batch / stats[f"jax_{mode}"].high,
                                 batch / stats[f"jax_{mode}"].low)}
+    keras_stat = stats.get("keras_train")
+    out["train"]["keras"] = keras_stat.rate(batch) if keras_stat else None
+    out["train"]["keras_ratio"] = (out["train"]["jax"] / out["train"]["keras"]
+                                   if keras_stat else None)
     return out
 
 
@@ -59,6 +64,12 @@ def targets(results) -> list[tuple[str, str, str]]:
             out.append((f"{row['name']} training >= {need}x PyTorch",
                         f"{numbers['ratio']:.2f}x ({_num(numbers['jax'])} vs "
                         f"{_num(numbers['torch'])} ex/s)", _verdict(numbers["ratio"] >= need)))
+        need = KERAS_TARGETS.get(row["name"])
+        if need and numbers["keras_ratio"] is not None:
+            out.append((f"{row['name']} training >= {need}x Keras 3 on JAX",
+                        f"{numbers['keras_ratio']:.2f}x ({_num(numbers['jax'])} vs "
+                        f"{_num(numbers['keras'])} ex/s)",
+                        _verdict(numbers["keras_ratio"] >= need)))
         if row["name"] == "alexnet" and (backend != "gpu" or row["dtype"] == "bfloat16"):
             dtype = row["dtype"]  # the GPU target is for bf16 training
             peak = gemm_peak(results, backend, dtype)
@@ -198,11 +209,14 @@ def _model_tables(results) -> list[str]:
                          f"{row['flops'][flops_key] / 1e6:,.1f}", _num(n["gflops"]),
                          "-" if n["peak_fraction"] is None else f"{n['peak_fraction']:.0%}")
                         + ((_steps_per_call(row), f"{row['compile_seconds']:.2f}",
-                            f"{row['first_step_seconds']:.2f}") if mode == "train" else ()))
+                            f"{row['first_step_seconds']:.2f}", _num(n["keras"]),
+                            "-" if n["keras_ratio"] is None else f"{n['keras_ratio']:.2f}x")
+                           if mode == "train" else ()))
         header = ["model", "dtype", "jaxnets ex/s", "PyTorch ex/s", "ratio",
                   "MFLOP/example", "GFLOP/s", "of GEMM peak"]
         if mode == "train":
-            header += ["steps per call", "compile s", "first step s"]
+            header += ["steps per call", "compile s", "first step s", "Keras-JAX ex/s",
+                       "vs Keras"]
         lines += [f"## {title}", ""] + _table(header, rows) + [""]
     lines += ["MFLOP/example: the model's useful FLOPs (2 per multiply-add of the lecture's "
               "count; training = 3 x forward), see jaxnets/benchmark/flops.py. GEMM peak: "
@@ -210,7 +224,12 @@ def _model_tables(results) -> list[str]:
               "preset trains (`steps_per_call`: k steps in one compiled call, on k stacked "
               "batches); with k > 1 the rate at one step per call follows in brackets. "
               "First step: from the built model to the first finished training call (state, "
-              "compile, call).", ""]
+              "compile, call). Keras-JAX: the RNN in Keras 3 on the JAX backend, `model.fit` "
+              "(jaxnets/benchmark/keras_side.py), interleaved with the other arms.", ""]
+    notes = [f"{row['name']}: {row['keras_note']}" for row in results["models"]
+             if row["name"] in KERAS_TARGETS and row.get("keras_note")]
+    if notes:
+        lines += ["No Keras arm: " + "; ".join(notes) + ".", ""]
     return lines
 
 

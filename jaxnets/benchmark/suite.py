@@ -4,7 +4,8 @@ Sections, each optional:
   gemm    GEMM GFLOP/s per backend, f32 and bf16 (and PyTorch's on the CPU)
   models  per workload: train and inference examples/s, FLOPs per example, achieved
           FLOP/s and fraction of the backend's f32 GEMM peak, compile time, first-step
-          latency; PyTorch eager side by side, interleaved in the same process
+          latency; PyTorch eager side by side, interleaved in the same process; for the
+          RNN also Keras 3 on the JAX backend (keras_side.py), interleaved too
   host    JAX training with and without `runtime_options.tune_host`, each in fresh
           processes, alternating (host.py)
   lesson  the input-pipeline lesson (input_lesson.py)
@@ -20,8 +21,8 @@ import time
 
 import numpy as np
 
-from jaxnets.benchmark import (gemm, host, input_lesson, stall, startup, timing, torch_side,
-                               workloads)
+from jaxnets.benchmark import (gemm, host, input_lesson, keras_side, stall, startup, timing,
+                               torch_side, workloads)
 
 SECTIONS = ("gemm", "models", "host", "lesson", "stall", "startup")
 
@@ -34,6 +35,7 @@ class Options:
     seconds: float = 1.0          # target length of one timed repetition
     dtype: str = "float32"
     torch: str = "auto"           # "auto" (if installed), "yes", "no"
+    keras: str = "auto"           # the RNN's Keras-on-JAX arm: "auto" (if installed), "yes", "no"
     threads: int = 0              # 0 = the cores this process may use
     stall_steps: int = 500
     lesson_steps: int = 300
@@ -57,6 +59,7 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
     tuning = runtime_options.tune_host() if options.tune_host else "host not tuned (--notune_host)"
     threads = options.threads or timing.machine()["cpu_cores"]
     with_torch = _want_torch(options.torch) and jax.default_backend() == "cpu"
+    _check_keras(options.keras)
     reps = 1 if options.tiny else options.reps
     results = {} if results is None else results
     results.update({"machine": timing.machine(), "options": dataclasses.asdict(options),
@@ -118,6 +121,24 @@ def _want_torch(choice: str) -> bool:
     return torch_side.available()
 
 
+def _check_keras(choice: str) -> None:
+    if choice not in ("auto", "yes", "no"):
+        raise ValueError(f"keras={choice!r}: choose auto, yes or no")
+    if choice == "yes" and not keras_side.available():
+        raise ValueError("--keras=yes but Keras is not installed: pip install keras "
+                         "(the 'bench' extra), or pass --keras=auto")
+
+
+def _keras_arm(workload, options, k) -> tuple:
+    """(runner or None, note): the Keras arm of `workload`, or why it does not run."""
+    if options.keras == "no":
+        return None, "Keras arm off (--keras=no)"
+    reason = keras_side.skip_reason(workload)
+    if reason:
+        return None, reason
+    return keras_side.keras_run(workload, steps_per_execution=k), None
+
+
 def _dtype(name: str):
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     return None if name == "float32" else jnp.dtype(name)
@@ -133,6 +154,13 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
         runners["jax_train_single"] = jax_run.train_single
     if with_torch:
         runners["torch_train"], runners["torch_infer"] = torch_side.torch_run(workload, threads)
+    keras_note = None
+    if workload.torch_kind == "rnn":  # the recurrent model's peer that also compiles with XLA
+        keras_train, keras_note = _keras_arm(workload, options, k)
+        if keras_train:
+            runners["keras_train"] = keras_train
+        else:
+            log(f"  {name}: no Keras arm: {keras_note}")
     steps = {key: 1 if options.tiny else timing.steps_for(fn, options.seconds)
              for key, fn in runners.items()}
     steps["jax_train"] = k * math.ceil(steps["jax_train"] / k)  # whole calls only
@@ -144,7 +172,8 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
             "dtype": options.dtype, "batch_size": workload.batch_size, "steps_per_call": k,
             "flops": workload.flops, "stats": stats,
             "compile_seconds": jax_run.compile_seconds,
-            "first_step_seconds": jax_run.first_step_seconds, "final_loss": jax_run.loss()}
+            "first_step_seconds": jax_run.first_step_seconds, "final_loss": jax_run.loss(),
+            "keras_note": keras_note}
 
 
 def _host_ab(name, options, reps) -> dict:

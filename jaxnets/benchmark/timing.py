@@ -85,7 +85,7 @@ def machine() -> dict:
     import jax  # pylint: disable=g-import-not-at-top
 
     versions = {"python": platform.python_version(), "jax": jax.__version__}
-    for package in ("jaxlib", "flax", "optax", "numpy", "torch", "tensorflow-cpu"):
+    for package in ("jaxlib", "flax", "optax", "numpy", "torch", "keras", "tensorflow-cpu"):
         try:  # from the metadata: importing torch here would fix its OpenMP settings early
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

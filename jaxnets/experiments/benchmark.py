@@ -37,6 +37,9 @@ _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "Computation dtype of the models (parameters stay float32).")
 _TORCH = flags.DEFINE_enum("torch", "auto", ["auto", "yes", "no"],
                            "Run PyTorch side by side (auto: if installed; CPU only).")
+_KERAS = flags.DEFINE_enum("keras", "auto", ["auto", "yes", "no"],
+                           "Train the RNN in Keras 3 on the JAX backend side by side (auto: if "
+                           "installed).")
 _THREADS = flags.DEFINE_integer("threads", 0, "Threads for PyTorch (0: the usable cores, "
                                 "which XLA uses too).", lower_bound=0)
 _STALL_STEPS = flags.DEFINE_integer("stall_steps", 500, "Steps per window of the stall section.",
@@ -94,7 +97,7 @@ def main(argv) -> int:
     out = _out_dir()  # checked before the minutes of measuring, not after
     options = benchmark.Options(
         sections=tuple(_SECTIONS.value), models=tuple(_MODELS.value), reps=_REPS.value,
-        seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value,
+        seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value, keras=_KERAS.value,
         threads=_THREADS.value, stall_steps=_STALL_STEPS.value,
         lesson_steps=_LESSON_STEPS.value, data_dir=_DATA_DIR.value, tiny=_TINY.value,
         tune_host=_TUNE_HOST.value, batch_sizes=batch_sizes)
