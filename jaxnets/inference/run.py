@@ -135,6 +135,12 @@ class Run:
             if not ids:
                 raise ValueError(f"text {i + 1} ({texts[i]!r}) is empty: give words to "
                                  "classify")
+        return self.classify_ids(encoded, top_k=top_k, progress=progress)
+
+    def classify_ids(self, encoded: Sequence[Sequence[int]], *, top_k: int = 1,
+                     progress: Progress | None = None) -> list[Prediction]:
+        """`classify_batch` of texts tokenized already (`run.vocab.encode`)."""
+        self._require("classify_text", "classify text")
         limit, widths = self.max_length, programs.width_buckets(self.max_length)
         cut = [ids[:limit] for ids in encoded]
         order = np.argsort(np.fromiter(map(len, cut), np.int64, len(cut)), kind="stable")
