@@ -31,18 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import sys
 import tempfile
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: runs are not locked
-    fcntl = None
 
-from jaxnets.train import checkpoint
+from jaxnets.train import checkpoint, workdir_lock
 from jaxnets.train.checkpoint import WriteError, write_error
 from jaxnets.train.config import ConfigError, diff, read_json
 
@@ -99,7 +94,7 @@ class RunDir:
             if created:
                 stack.callback(self._remove_if_unused)
             self._make()
-            holder = self._lock(stack) if self.primary else None
+            holder = workdir_lock.take(self.file(LOCK), stack) if self.primary else None
             from jaxnets import distributed  # pylint: disable=g-import-not-at-top
             holder = distributed.from_primary(holder or 0) or None
             if holder is not None:
@@ -121,46 +116,6 @@ class RunDir:
             why = "a file is in the way" if os.path.isfile(self.path) else e.strerror
             raise ConfigError(f"workdir {self.path}: cannot write in it ({why}): "
                               "give a writable directory (--workdir)") from None
-
-    def _lock(self, stack: contextlib.ExitStack) -> int | None:
-        """Takes the lock; returns the holder's pid (-1 unknown) when another run has it.
-
-        A lock file this command created is removed when it lets go (a refused or finished
-        command leaves the workdir's files as they were); so a lock taken on a file that
-        its holder removed meanwhile is let go and taken again on the new file."""
-        if fcntl is None:
-            return None
-        path = self.file(LOCK)
-        while True:
-            existed = os.path.exists(path)
-            f = open(path, "a+")
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                text = f.read().strip()
-                f.close()
-                return int(text) if text.isdigit() else -1
-            except OSError as e:  # a filesystem without locks (some NFS, FUSE): run unlocked
-                f.close()
-                logging.warning("cannot lock %s (%s): a second run there would not be "
-                                "refused", self.path, e.strerror)
-                return None
-            if _names(path, f):
-                break
-            f.close()  # its holder removed it as we opened it
-        stack.callback(f.close)
-        stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
-        # The pid is for the holder's lifetime only: removed (or emptied) before unlocking.
-        if existed:
-            stack.callback(_truncate, f)
-        else:
-            stack.callback(_unlink, path)
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        return None
 
     def _remove_if_unused(self) -> None:
         if os.path.isdir(self.path) and not os.listdir(self.path):
@@ -410,21 +365,3 @@ class _Appended:
 def _write_lines(path: str, records: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
-
-
-def _names(path: str, f) -> bool:
-    """Whether `path` still names the open file `f`."""
-    try:
-        return os.path.samestat(os.stat(path), os.fstat(f.fileno()))
-    except FileNotFoundError:
-        return False
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def _truncate(f) -> None:
-    f.seek(0)
-    f.truncate()
