@@ -28,6 +28,16 @@ def test_alexnet_conv1_flops_as_measured_by_xla():
     assert (row.name, row.flops, row.xla_flops) == ("CONV1", 105_415_200, 210_830_400)
 
 
+def test_weights_and_biases_as_the_lecture_counts_them():
+    rows = summary.summarize(AlexNet().layers, (227, 227, 3), check_xla=False)
+    conv1 = rows[0]
+    assert (conv1.weights, conv1.biases, conv1.params) == (11 * 11 * 3 * 96, 96, 34_944)
+    assert (rows[-1].name, rows[-1].weights, rows[-1].biases) == ("FC8", 4096 * 1000, 1000)
+    assert all(r.weights == r.biases == 0 for r in rows if r.kind in ("MaxPool",
+                                                                       "LocalResponseNorm"))
+    assert sum(r.weights + r.biases for r in rows) == 62_378_344
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "jaxnets.experiments.summary", *args],
                           capture_output=True, text=True, timeout=120)
@@ -39,6 +49,10 @@ def test_cli_prints_alexnet_table():
     out = result.stdout
     for text in ("55x55x96", "27x27x96", "6x6x256", "62,378,344", "34,944"):
         assert text in out
+    conv1 = next(line for line in out.splitlines() if line.startswith("CONV1"))
+    assert conv1.split()[2:5] == ["34,848", "96", "34,944"]  # weights, biases, params
+    total = next(line for line in out.splitlines() if line.startswith("TOTAL"))
+    assert total.split()[1:4] == ["62,367,776", "10,568", "62,378,344"]
     assert "MISMATCH" not in out
 
 

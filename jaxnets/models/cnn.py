@@ -58,6 +58,10 @@ class Conv:
     def params(self, in_shape):
         return ca.conv_params(self.window, in_shape[-1], self.features)
 
+    def weights(self, in_shape):
+        """params less the K biases: the lecture's (F*F*D1)*K."""
+        return ca.conv_weights(self.window, in_shape[-1], self.features)
+
     def flops(self, in_shape):
         return ca.conv_flops(self.output_shape(in_shape), self.window, in_shape[-1])
 
@@ -163,6 +167,10 @@ class Dense:
 
     def params(self, in_shape):
         return ca.dense_params(math.prod(in_shape), self.features)
+
+    def weights(self, in_shape):
+        """params less the out biases: in*out."""
+        return math.prod(in_shape) * self.features
 
     def flops(self, in_shape):
         return ca.dense_flops(math.prod(in_shape), self.features)
