@@ -37,7 +37,8 @@ experiments/benchmarks/speedups.md:
     (`init_compiler_options`, `step_compiler_options`).
   * `enable_compilation_cache(path)`: JAX's persistent compilation cache; a second
     run of the same model skips compilation (lenet_mnist, `python` to its first step:
-    7.0 s -> 4.7 s; `--sections=startup`).
+    7.0 s -> 4.7 s; `--sections=startup`). `use_compilation_cache(where)` is what
+    every command's --compilation_cache=auto|off|DIR means.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import ctypes.util
 import hashlib
 import os
 import platform
+import sys
 import tempfile
 
 _M_TRIM_THRESHOLD = -1   # glibc mallopt parameters (malloc.h)
@@ -166,6 +168,23 @@ def enable_compilation_cache(path: str | None = None) -> str:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
+
+
+def use_compilation_cache(where: str) -> None:
+    """What every command's --compilation_cache means: `off`; `auto`, the default
+    directory (a home where it cannot be written only loses the cache, with a note);
+    or a directory, which must be writable (a ValueError naming the fix)."""
+    if where == "off":
+        return
+    try:
+        enable_compilation_cache(None if where == "auto" else where)
+    except OSError as e:
+        if where != "auto":
+            raise ValueError(f"--compilation_cache={where}: cannot create or write in the "
+                             f"directory ({e.strerror}); give a writable one or "
+                             "--compilation_cache=off") from None
+        print(f"note: no compilation cache (cannot write in it: {e.strerror}); "
+              "--compilation_cache=DIR gives one", file=sys.stderr)
 
 
 def host_fingerprint() -> str:

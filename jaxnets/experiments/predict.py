@@ -75,7 +75,8 @@ QUESTIONS = {  # the run's task -> the flags that ask it
 def main(argv):
     asked = _asked(argv[1:])
     output = _Output(_OUTPUT.value, inputs=(_INPUT_FILE.value,)) if _OUTPUT.value else None
-    _enable_compilation_cache(_COMPILATION_CACHE.value)
+    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
+    runtime_options.use_compilation_cache(_COMPILATION_CACHE.value)
     from jaxnets import inference  # pylint: disable=g-import-not-at-top
     run = inference.load_run(_WORKDIR.value, max_batch=_BATCH_SIZE.value)
     task = run.task
@@ -272,18 +273,6 @@ class _Progress:
         if self.on:
             print(file=sys.stderr, flush=True)
             self.on = False
-
-
-def _enable_compilation_cache(where: str) -> None:
-    if where == "off":
-        return
-    from jaxnets import runtime_options  # pylint: disable=g-import-not-at-top
-    try:
-        runtime_options.enable_compilation_cache(None if where == "auto" else where)
-    except OSError as e:
-        if where != "auto":
-            raise ValueError(f"--compilation_cache={where}: cannot write in it ({e.strerror})"
-                             ": give a writable directory, or off") from None
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def main(argv) -> int:
     from jaxnets.train.placement import make_strategy
     make_strategy(config.parallel, config.num_devices, config.steps_per_call
                   ).check_batch(config.batch_size)  # a usage error before the data loads
-    _enable_compilation_cache(_COMPILATION_CACHE.value)
+    runtime_options.use_compilation_cache(_COMPILATION_CACHE.value)
     import jax
     from jaxnets.data import DatasetUnavailableError
     from jaxnets.train import NonFiniteError, train_and_evaluate
@@ -101,22 +101,6 @@ def main(argv) -> int:
     if not config.progress and distributed.is_primary():
         print(result.summary_line)
     return 0
-
-
-def _enable_compilation_cache(where: str) -> None:
-    from jaxnets import runtime_options
-    if where == "off":
-        return
-    try:
-        runtime_options.enable_compilation_cache(None if where == "auto" else where)
-    except OSError as e:
-        if where == "auto":  # the default: a read-only home only loses the cache
-            print(f"note: no compilation cache (cannot write in it: {e.strerror}); "
-                  "--compilation_cache=DIR gives one", file=sys.stderr)
-            return
-        raise ConfigError(f"--compilation_cache={where}: cannot create or write in the "
-                          f"directory ({e.strerror}); give a writable one or "
-                          "--compilation_cache=off") from None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
