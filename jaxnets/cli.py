@@ -79,8 +79,8 @@ def run(main, flags_parser=None) -> None:
             fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
         except KeyboardInterrupt:  # Ctrl-C: what was saved has been said; no traceback
             sys.exit(INTERRUPTED)
-        except OSError as e:  # an explained fault (WriteError, 74) carries its status
-            status = getattr(e, "exit_status", None)  # (not imported: this stays light)
+        except (OSError, RuntimeError) as e:  # an explained fault carries its status:
+            status = getattr(e, "exit_status", None)  # WriteError 74, DatasetUnavailableError 2
             if status is None:
                 raise
             print(f"error: {e}", file=sys.stderr)

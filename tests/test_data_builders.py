@@ -84,10 +84,10 @@ def test_mnist5k_rejects_a_wrong_table():
         mnist5k.parse_csv(gzip.compress(b"1,2,3\n"))
 
 
-def test_tfds_load_by_name_after_import(data_dir):
+def test_tfds_load_by_name_after_importing_the_builders(data_dir):
     import tensorflow_datasets as tfds
 
-    import jaxnets.data  # noqa: F401  registration happens on import
+    from jaxnets.data import mnist5k, rt_sentences  # noqa: F401  importing registers them
     assert {"rt_sentences", "mnist5k"} <= set(tfds.list_builders(with_community_datasets=False))
     info = tfds.builder("mnist5k", data_dir=data_dir).info
     assert info.supervised_keys == ("image", "label") and info.features["label"].num_classes == 10

@@ -9,29 +9,34 @@
 
 Names (`DATASETS`): the embedded "rt_sentences" and "mnist5k" need only PyPI; the public
 TFDS ones need internet the first time and fail within seconds when it is missing.
-Importing this package is cheap: TensorFlow loads on the first `get_dataset` call.
-Importing it also registers the embedded builders with TFDS (when TFDS is installed), so
-`tfds.load("rt_sentences")` works after `import jaxnets.data`.
+Reading a TFDS dataset needs the `data` extra (`pip install "jaxnets[data]"`: TensorFlow
+and TFDS); without it `get_dataset` says so in one line (tf_setup.DataExtraMissingError),
+while the numpy-made sequence task "number_words" and `ArrayData` (arrays.py) need neither.
+
+Importing this package is cheap: it imports neither TensorFlow nor TFDS. TFDS loads (and
+the embedded builders register with it) on the first `get_dataset` of a TFDS dataset,
+TensorFlow after it. To use the embedded builders from TFDS directly, import their
+modules, which registers them:
+
+    import tensorflow_datasets as tfds
+    from jaxnets.data import rt_sentences  # noqa: F401  registers "rt_sentences"
+    ds = tfds.load("rt_sentences", split="train")
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 from jaxnets.data.catalog import SPECS as _SPECS
 from jaxnets.data.catalog import spec_for
 from jaxnets.data.contract import Batch
 from jaxnets.data.pipeline import Dataset
 from jaxnets.data.public import DatasetUnavailableError
+from jaxnets.data.tf_setup import DataExtraMissingError
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary, tokenize
-
-if importlib.util.find_spec("tensorflow_datasets") is not None:  # absent on model-only hosts
-    from jaxnets.data import mnist5k, rt_sentences  # noqa: F401  registers the builders
 
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
 
-__all__ = ["DATASETS", "Batch", "Dataset", "DatasetUnavailableError", 
-           "Vocabulary", "build_vocabulary", "get_dataset", "tokenize"]
+__all__ = ["DATASETS", "Batch", "DataExtraMissingError", "Dataset",
+           "DatasetUnavailableError", "Vocabulary", "build_vocabulary", "get_dataset", "tokenize"]
 
 
 def get_dataset(name: str, *, batch_size: int, eval_batch_size: int | None = None,
@@ -65,7 +70,8 @@ def get_dataset(name: str, *, batch_size: int, eval_batch_size: int | None = Non
       length_buckets: text only: widths to cut each batch's tokens to (see jaxnets.data.text).
 
     Raises:
-      DatasetUnavailableError: a public dataset is not prepared and this machine is offline.
+      DatasetUnavailableError: a public dataset is not prepared and this machine is offline;
+        or (DataExtraMissingError) TensorFlow or TFDS, needed to read it, is not installed.
       ValueError: an unknown name or an argument that does not fit the dataset.
     """
     from jaxnets.data import pipeline  # pylint: disable=g-import-not-at-top

@@ -7,7 +7,8 @@ Examples: image (uint8 [28, 28, 1]), label (0..9), id (int32, row in the source 
 Splits: stratified, 1 in 5 of each digit in `test` (chosen by sha256 of the row number),
 so 4,000 train / 1,000 test, 400 / 100 per digit; the same on every machine.
 
-    import jaxnets.data, tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
+    from jaxnets.data import mnist5k  # noqa: F401  registers the builder with TFDS
     ds = tfds.load("mnist5k", split="train")  # first use: pip download + prepare
 """
 

@@ -24,7 +24,9 @@ PROBE_TIMEOUT_S = 5.0
 
 
 class DatasetUnavailableError(RuntimeError):
-    """A public dataset is neither prepared locally nor downloadable from here."""
+    """A public dataset is neither prepared locally nor downloadable from here (a command
+    prints the message and exits with status 2, jaxnets.cli.run)."""
+    exit_status = cli.USAGE_ERROR
 
 
 def prepared_builder(name: str, data_dir: str | None = None, *,
@@ -37,12 +39,13 @@ def prepared_builder(name: str, data_dir: str | None = None, *,
 
     Raises:
       DatasetUnavailableError: a public dataset is not in `data_dir` and its host cannot
-        be reached within `probe_timeout` seconds.
+        be reached within `probe_timeout` seconds; or (tf_setup.DataExtraMissingError)
+        TensorFlow or TFDS is not installed.
     """
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-    from jaxnets.data import mnist5k, rt_sentences  # noqa: F401  registers the builders
     from jaxnets.data import tf_setup  # pylint: disable=g-import-not-at-top
+
+    tfds = tf_setup.import_tfds(f"dataset {name!r}")
+    from jaxnets.data import mnist5k, rt_sentences  # noqa: F401  registers the builders
 
     spec = catalog.spec_for(name)
     if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):

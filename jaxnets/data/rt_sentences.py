@@ -9,7 +9,8 @@ with mean exactly 0 are dropped), rating (float32 mean), id (int32, line id in t
 Splits: 1 in 10 sentences (by sha256 of the id) in `test`, the rest in `train`; the same
 on every machine. Measured sizes: experiments/datasets.md.
 
-    import jaxnets.data, tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
+    from jaxnets.data import rt_sentences  # noqa: F401  registers the builder with TFDS
     ds = tfds.load("rt_sentences", split="train")  # first use: pip download + prepare
 """
 

@@ -1,8 +1,14 @@
-"""The one place jaxnets.data imports TensorFlow: lazily, CPU only, quiet."""
+"""The one place jaxnets.data imports TensorFlow and TFDS: lazily, CPU only, quiet.
+
+Both come with the `data` extra (`pip install "jaxnets[data]"`); where either is not
+installed, the first dataset that needs them raises DataExtraMissingError, one line that
+names the extra (a command prints it and exits with status 2).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
@@ -10,9 +16,45 @@ import sys
 import tempfile
 
 from jaxnets.cli import verbose
+from jaxnets.data.public import DatasetUnavailableError
 from jaxnets.import_guard import without_module
 
+DATA_EXTRA = 'pip install "jaxnets[data]"'
+_DATA_PACKAGES = ("tensorflow", "tensorflow_datasets")  # what the data extra installs
 _configured = False
+
+
+class DataExtraMissingError(DatasetUnavailableError):
+    """TensorFlow or TFDS, which read every TFDS dataset, is not installed."""
+
+
+@contextlib.contextmanager
+def data_extra_needed(what: str):
+    """A missing TensorFlow or TFDS inside the block -> DataExtraMissingError: `what` needs
+    them, and the command that installs them. Any other import error (a broken install)
+    keeps its own traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if e.name not in _DATA_PACKAGES:
+            raise
+        raise DataExtraMissingError(f"{what} needs TensorFlow and TFDS ({e.name} is not "
+                                    f"installed): install them with {DATA_EXTRA}") from None
+
+
+def import_tfds(what: str = "reading a TFDS dataset"):
+    """Imports TFDS (~0.9 s), having checked that TensorFlow is installed too (TFDS imports
+    it only when it reads: a missing one is said now, not in the middle of a read).
+
+    Raises:
+      DataExtraMissingError: TensorFlow or TFDS is not installed; `what` names the use.
+    """
+    with data_extra_needed(what):
+        if importlib.util.find_spec("tensorflow") is None:  # looks, does not import
+            raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    return tfds
+
 
 # What TF's C++ libraries print while they load, before absl's logging is set up, at any
 # TF_CPP_MIN_LOG_LEVEL (TF 2.21): absl's preamble and INFO/WARNING records
@@ -23,7 +65,8 @@ _STARTUP_LINE = re.compile(
 
 
 def import_tf():
-    """Imports TensorFlow (~2 s, ~650 MB the first time) with its GPUs hidden, without Keras.
+    """Imports TensorFlow (~2 s, ~650 MB the first time) with its GPUs hidden, without Keras
+    (import_guard.py); DataExtraMissingError where it is not installed.
 
     TF only runs tf.data here; if it saw the GPUs it would grab their memory and compete
     with JAX, so it is told they do not exist before it touches them. Unless verbose
@@ -35,7 +78,7 @@ def import_tf():
     _set_cpp_log_level(quiet)
     hidden = startup_lines_hidden() if quiet and "tensorflow" not in sys.modules else (
         contextlib.nullcontext())
-    with without_module("keras"), hidden:  # TF would import Keras: 0.6 s (import_guard.py)
+    with data_extra_needed("the tf.data input pipeline"), without_module("keras"), hidden:
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if not _configured:

@@ -7,6 +7,10 @@ Files in the workdir:
   learning_curve.png   train and eval loss/accuracy against step, at the end
   summary.json         the final numbers
 
+The events and the plot need tensorboardX and matplotlib, the `plots` extra (`pip install
+"jaxnets[plots]"`); without them a run writes the other files and says once, on stderr
+(and in each train.log), what it leaves out and how to get it.
+
 Every file goes through the run's RunDir (jaxnets/train/rundir.py). A resumed run drops
 the records after its checkpoint (they will be logged again), so the files read as one
 uninterrupted run. In a multi-process run
@@ -15,10 +19,15 @@ only process 0 writes (and prints); the others' Reporter is silent.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
 from jaxnets.import_guard import without_module
+
+PLOTS_EXTRA = 'pip install "jaxnets[plots]"'
+PLOT_FILES = {"tensorboardX": "TensorBoard events", "matplotlib": "learning_curve.png"}
+_noted: set[str] = set()  # the missing packages already said on this process's terminal
 
 
 def format_duration(seconds: float) -> str:
@@ -55,12 +64,14 @@ class Reporter:
             return
         run.keep_metrics_until(start_step)
         self.log_file = run.open_log()
-        with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
-            from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
-        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
-        self.tb = SummaryWriter(run.tensorboard_dir(fresh=not start_step),
-                                purge_step=start_step + 1 if start_step else None)
+        missing = [package for package in PLOT_FILES if not _installed(package)]
+        if missing:  # in train.log each run, on the terminal once a process
+            self.line(missing_note(missing), show=False)
+            if not _noted.issuperset(missing):
+                print(missing_note(missing), file=sys.stderr, flush=True)
+                _noted.update(missing)
+        self.draws_curve = "matplotlib" not in missing
+        self.tb = None if "tensorboardX" in missing else _event_writer(run, start_step)
 
     def line(self, text: str, *, show: bool = True) -> None:
         """A line for the terminal (when progress is on) and always for train.log."""
@@ -76,6 +87,8 @@ class Reporter:
         if not self.primary:
             return
         self.run.append_metrics({"step": int(step), "split": split, **values})
+        if self.tb is None:
+            return
         for key, value in values.items():
             if isinstance(value, (int, float)) and key != "epoch":
                 self.tb.add_scalar(f"{split}/{key}", value, int(step))
@@ -103,8 +116,9 @@ class Reporter:
         if not self.primary:
             return summary_line(summary)
         self.run.write_summary(summary)
-        records = self.run.metrics()
-        self.run.write_curve(lambda path: plot_learning_curve(records, path, title=self.name))
+        if self.draws_curve:
+            records = self.run.metrics()
+            self.run.write_curve(lambda path: plot_learning_curve(records, path, title=self.name))
         text = summary_line(summary)
         self.line(text)
         return text
@@ -112,8 +126,36 @@ class Reporter:
     def close(self) -> None:
         if not self.primary:
             return
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
         self.log_file.close()
+
+
+def missing_note(missing: list[str]) -> str:
+    """The note of a run without some of the `plots` extra's packages (keys of PLOT_FILES)."""
+    files = " and no ".join(PLOT_FILES[package] for package in missing)
+    return (f"note: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+            f"installed, so this run writes no {files} (metrics.jsonl has every number): "
+            f"{PLOTS_EXTRA} adds them")
+
+
+def _installed(package: str) -> bool:
+    """Whether `package` can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:  # an import hook that refuses it
+        return False
+
+
+def _event_writer(run, start_step: int):
+    """tensorboardX's SummaryWriter on the run's tensorboard/ (a fresh run drops old events;
+    a resumed one purges those after its checkpoint)."""
+    with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+    return SummaryWriter(run.tensorboard_dir(fresh=not start_step),
+                         purge_step=start_step + 1 if start_step else None)
 
 
 def summary_line(s: dict) -> str:
