@@ -29,7 +29,7 @@ from jaxnets.data.catalog import SPECS as _SPECS
 from jaxnets.data.catalog import spec_for
 from jaxnets.data.contract import Batch
 from jaxnets.data.pipeline import Dataset
-from jaxnets.data.public import DatasetUnavailableError
+from jaxnets.data.catalog import DatasetUnavailableError
 from jaxnets.data.tf_setup import DataExtraMissingError
 from jaxnets.data.tokenizer import Vocabulary, build_vocabulary, tokenize
 

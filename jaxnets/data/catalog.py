@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 
+from jaxnets import cli
+
 MNIST_STATS = ((0.1307,), (0.3081,))           # mean, std of x/255 over MNIST's train split
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset cannot be read here: a public one neither prepared locally nor downloadable
+    (public.py), or the data extra not installed (tf_setup.py). A command prints the message
+    and exits with status 2 (jaxnets.cli.run). Defined here, below both, so neither imports
+    the other."""
+    exit_status = cli.USAGE_ERROR
 
 
 @dataclasses.dataclass(frozen=True)

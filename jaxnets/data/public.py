@@ -19,14 +19,9 @@ import urllib.request
 
 from jaxnets import cli
 from jaxnets.data import catalog, pypi_source
+from jaxnets.data.catalog import DatasetUnavailableError
 
 PROBE_TIMEOUT_S = 5.0
-
-
-class DatasetUnavailableError(RuntimeError):
-    """A public dataset is neither prepared locally nor downloadable from here (a command
-    prints the message and exits with status 2, jaxnets.cli.run)."""
-    exit_status = cli.USAGE_ERROR
 
 
 def prepared_builder(name: str, data_dir: str | None = None, *,

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from jaxnets.cli import verbose
-from jaxnets.data.public import DatasetUnavailableError
+from jaxnets.data.catalog import DatasetUnavailableError
 from jaxnets.import_guard import without_module
 
 DATA_EXTRA = 'pip install "jaxnets[data]"'
