@@ -1,0 +1,130 @@
+"""Frame-level video classification (many-to-many, synced): the digit_video task."""
+
+import numpy as np
+import pytest
+
+from jaxnets.data import digit_video as dv
+from jaxnets.data import split_cache
+
+
+def prototypes(variants: int = 1, seed: int = 0):
+    """uint8[10 * variants, 28, 28, 1] digits, labels: class k is a random 12x12 pattern
+    of its own, of brightness 20 * (k + 1) + the variant, far enough from the edges that a
+    shift of up to MAX_SHIFT cuts nothing; its variants differ in a few pixels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10), variants)
+    patterns = rng.random((10, 12, 12)) < 0.5
+    images = np.zeros((len(labels), 28, 28, 1), np.uint8)
+    for i, k in enumerate(labels):
+        pattern = patterns[k] ^ (rng.random((12, 12)) < 0.05)
+        images[i, 8:20, 8:20, 0] = pattern * (20 * (k + 1) + i % variants)
+    return images, labels
+
+
+def real_frames(arrays):
+    """(clip, t) of every frame before its clip's end."""
+    return [(i, t) for i, n in enumerate(arrays["lengths"]) for t in range(int(n))]
+
+
+def _centre(frame):
+    """(row, column) of a frame's centre of brightness."""
+    rows, cols = np.nonzero(frame)
+    weights = frame[rows, cols]
+    return (rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum()
+
+
+# -- the task -----------------------------------------------------------------------------
+
+
+def test_clips_have_fixed_shapes_their_lengths_and_one_order_per_seed():
+    images, labels = prototypes()
+    clips = dv.digit_video(images, labels, count=40, seed=3)
+    assert clips["image"].shape == (40, dv.MAX_FRAMES, 28, 28, 1)
+    assert clips["image"].dtype == np.float32 and 0 <= clips["image"].min() <= 1
+    assert clips["image"].max() <= 1
+    lengths = clips["lengths"]
+    assert lengths.min() >= dv.MIN_FRAMES and lengths.max() <= dv.MAX_FRAMES
+    assert len(set(lengths.tolist())) > 3  # lengths vary
+    padded = np.arange(dv.MAX_FRAMES)[None, :] >= lengths[:, None]
+    np.testing.assert_array_equal(clips["target_mask"], (~padded).astype(np.float32))
+    assert not clips["image"][padded].any() and not clips["memory"][padded].any()
+    assert not clips["targets"][padded].any()
+    real = clips["targets"][~padded]
+    assert real.min() >= 0 and real.max() <= dv.NONE
+    again = dv.digit_video(images, labels, count=40, seed=3)
+    for key in clips:
+        np.testing.assert_array_equal(clips[key], again[key])
+    other = dv.digit_video(images, labels, count=40, seed=4)
+    assert not np.array_equal(other["image"], clips["image"])
+
+
+def test_visible_frames_show_their_digit_moving_a_few_pixels():
+    images, labels = prototypes()
+    sums = {int(k): images[k].sum() / 255.0 for k in range(10)}
+    clips = dv.digit_video(images, labels, count=60, seed=0)
+    steps = []
+    for i, t in real_frames(clips):
+        if clips["memory"][i, t]:
+            continue
+        frame, k = clips["image"][i, t, ..., 0], int(clips["targets"][i, t])
+        assert k != dv.NONE
+        np.testing.assert_allclose(frame.sum(), sums[k], rtol=1e-5)  # whole: it is digit k
+        if t and not clips["memory"][i, t - 1] and clips["targets"][i, t - 1] == k:
+            before = clips["image"][i, t - 1, ..., 0]  # the same digit, or a new k
+            steps.append(np.abs(np.array(_centre(frame)) - _centre(before)).max())
+    steps = np.array(steps)
+    assert (steps > 0.5).sum() > 50  # digits really move
+    assert (steps <= dv.MAX_SPEED + 1e-6).mean() > 0.85  # a few pixels (or a new digit)
+
+
+def test_a_digit_moves_at_most_max_speed_and_stays_near_the_centre():
+    for seed in range(20):
+        mover = dv.Mover(np.random.default_rng(seed))
+        for _ in range(50):
+            before = mover.pos.copy()
+            mover.step()
+            assert np.abs(mover.pos).max() <= dv.MAX_SHIFT
+            assert np.abs(mover.pos - before).max() <= dv.MAX_SPEED
+
+
+def test_memory_frames_are_labelled_with_the_last_digit_seen():
+    images, labels = prototypes()
+    clips = dv.digit_video(images, labels, count=200, seed=1)
+    kinds = {"blank": 0, "hidden": 0, "none": 0, "remembered": 0}
+    for i, length in enumerate(clips["lengths"]):
+        seen = dv.NONE
+        for t in range(int(length)):
+            target = int(clips["targets"][i, t])
+            if not clips["memory"][i, t]:
+                seen = target  # a visible frame: its own digit
+                continue
+            assert target == seen, (i, t)
+            kinds["none" if seen == dv.NONE else "remembered"] += 1
+            frame = clips["image"][i, t, ..., 0]
+            kinds["blank" if not frame.any() else "hidden"] += 1
+            if frame.any():  # noise over most of it: values no digit here has
+                assert len(np.unique(frame)) > dv.HIDDEN_SIDE ** 2 // 2
+    assert min(kinds.values()) > 30, kinds
+    share = (kinds["none"] + kinds["remembered"]) / clips["target_mask"].sum()
+    assert 0.15 < share < 0.4  # a good part of the frames needs memory
+
+
+def test_test_clips_use_only_test_digits(monkeypatch):
+    from jaxnets import data
+    images, labels = prototypes(variants=2)
+    splits = {"train": labels < 5, "test": labels >= 5}  # classes tell the splits apart
+    monkeypatch.setattr(split_cache, "whole_split", lambda name, split, data_dir: {
+        "image": images[splits[split]], "label": labels[splits[split]]})
+    monkeypatch.setattr(dv, "CLIPS", {"train": 50, "test": 30})
+    ds = data.get_dataset("digit_video", batch_size=8, eval_batch_size=16)
+    assert (ds.kind, ds.num_classes, ds.input_shape) == ("sequence", 11, (20, 28, 28, 1))
+    assert (ds.num_train, ds.num_eval, ds.vocab) == (50, 30, None)
+    for arrays, allowed in ((ds.train, {0, 1, 2, 3, 4}), (ds.eval, {5, 6, 7, 8, 9})):
+        seen = {int(arrays["targets"][i, t]) for i, t in real_frames(arrays)}
+        assert seen - {dv.NONE} == allowed
+    again = data.get_dataset("digit_video", batch_size=8, eval_batch_size=16)
+    np.testing.assert_array_equal(again.eval["image"], ds.eval["image"])
+    batch = next(ds.eval_batches())
+    assert batch["image"].shape == (16, 20, 28, 28, 1) and batch["memory"].shape == (16, 20)
+    with pytest.raises(ValueError, match="max_length does not apply to digit_video"):
+        data.get_dataset("digit_video", batch_size=8, max_length=5)
