@@ -1,10 +1,14 @@
-"""Frame-level video classification (many-to-many, synced): the digit_video task."""
+"""Frame-level video classification (many-to-many, synced): the digit_video task and the
+CNN + RNN frame classifier."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxnets.data import digit_video as dv
 from jaxnets.data import split_cache
+from jaxnets.models import MODELS, rnn_modes
 
 
 def prototypes(variants: int = 1, seed: int = 0):
@@ -128,3 +132,65 @@ def test_test_clips_use_only_test_digits(monkeypatch):
     assert batch["image"].shape == (16, 20, 28, 28, 1) and batch["memory"].shape == (16, 20)
     with pytest.raises(ValueError, match="max_length does not apply to digit_video"):
         data.get_dataset("digit_video", batch_size=8, max_length=5)
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+def small_model(recurrent=True, frames=12):
+    return MODELS["rnn_frame_classifier"](num_classes=11, input_shape=(frames, 28, 28, 1),
+                                          embed_dim=32, hidden_size=32,
+                                          conv_channels=(8, 16), recurrent=recurrent)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    images, labels = prototypes()
+    return dv.digit_video(images, labels, count=3, seed=0, min_frames=12, max_frames=12)
+
+
+def built(clips, recurrent):
+    """(params, jitted apply) of a small model on `clips`."""
+    model = small_model(recurrent)
+    params = jax.jit(model.init)(jax.random.key(0), clips["image"], clips["lengths"])
+    return params, jax.jit(model.apply)
+
+
+@pytest.fixture(scope="module")
+def rnn(clips):
+    return built(clips, recurrent=True)
+
+
+def test_frame_classifier_scores_every_frame_with_one_set_of_weights(clips, rnn):
+    params, apply = rnn
+    short = jax.eval_shape(small_model().init, jax.random.key(0), clips["image"][:, :5],
+                           np.full(3, 5))
+    assert jax.tree.map(jnp.shape, short) == jax.tree.map(jnp.shape, params)  # none per step
+    assert params["params"]["rnn"]["cell"]["W_hh"].shape == (32, 32)  # the one W_hh
+    out = apply(params, clips["image"], clips["lengths"])
+    assert out.shape == (3, 12, 11) and out.dtype == jnp.float32
+    first = apply(params, clips["image"][:, :5], np.full(3, 5))
+    np.testing.assert_allclose(first, out[:, :5], atol=1e-5)  # the same step, over again
+    cut = apply(params, clips["image"], np.array([12, 7, 3]))  # later frames: padding
+    np.testing.assert_allclose(cut[1, :7], out[1, :7], atol=1e-5)
+    zero_state = params["params"]["W_hy"]["bias"]  # y = W_hy 0 + b on a padded frame
+    np.testing.assert_allclose(cut[2, 3:], np.broadcast_to(zero_state, (9, 11)), atol=1e-6)
+
+
+def test_only_the_recurrent_model_carries_a_frame_forward(clips, rnn):
+    images, _ = prototypes()
+    changed = clips["image"].copy()
+    changed[:, 0] = images[3] / 255.0  # another first frame
+    assert not np.array_equal(changed[:, 0], clips["image"][:, 0])
+    for recurrent, (params, apply) in ((True, rnn), (False, built(clips, False))):
+        assert ("rnn" in params["params"]) == recurrent
+        a, b = apply(params, clips["image"], clips["lengths"]), apply(params, changed,
+                                                                      clips["lengths"])
+        assert np.abs(a[:, 0] - b[:, 0]).max() > 1e-4  # frame 0's own scores move
+        later = np.abs(a[:, 1:] - b[:, 1:]).max()
+        assert later > 1e-4 if recurrent else later == 0.0
+
+
+def test_a_frame_classifier_that_cannot_work_is_refused_when_built():
+    with pytest.raises(ValueError, match="hidden_size=0"):
+        rnn_modes.RNNFrameClassifier(hidden_size=0)
