@@ -12,7 +12,9 @@ apart, the accuracy on the memory frames; clip.png shows one test clip, predicte
 Command:
     python -m jaxnets.experiments.run --model=rnn_video
 
-Measured (2-core CPU, experiments/rnn_video/): see its README.
+Measured (2-core CPU, experiments/rnn_video/): 94.53% of the 15,018 test frames right,
+95.62% of the 3,862 memory frames (the same CNN without recurrence: 76.31%, 22.27%);
+74 s for the whole command on a busy machine (load ~5-6).
 """
 
 import ml_collections
