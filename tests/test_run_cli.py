@@ -163,8 +163,8 @@ CONFIG_ERRORS = [  # (command line, the whole message)
      "(--model=NAME is short for a --config file)"),
     (["--model=resnet"],
      "unknown model 'resnet'; choose a preset: lenet_mnist, alexnet, rnn_sentiment, "
-     "rnn_charlm, rnn_captions, rnn_translate (see --model=list), or package.module:factory "
-     "for your own model"),
+     "rnn_charlm, rnn_captions, rnn_translate, rnn_video (see --model=list), or "
+     "package.module:factory for your own model"),
     (["--config.image_shape.x=1"],
      "--config.image_shape.x: image_shape is a single value ((32, 32, 1)); set it with "
      "--config.image_shape=..."),

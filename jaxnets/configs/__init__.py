@@ -18,7 +18,7 @@ import types
 import ml_collections
 
 from jaxnets.configs import (alexnet, custom, lenet_mnist, rnn_captions, rnn_charlm,
-                             rnn_sentiment, rnn_translate)
+                             rnn_sentiment, rnn_translate, rnn_video)
 from jaxnets.train.config import ConfigError, check_dataset, resolve, with_smoke
 
 PRESETS = {
@@ -28,6 +28,7 @@ PRESETS = {
     "rnn_charlm": rnn_charlm,         # many-to-many
     "rnn_captions": rnn_captions,     # one-to-many
     "rnn_translate": rnn_translate,   # sequence-to-sequence
+    "rnn_video": rnn_video,           # many-to-many, synced (frame level)
 }
 DEFAULT = "lenet_mnist"  # what `python -m jaxnets.experiments.run` trains without --model
 

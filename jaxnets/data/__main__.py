@@ -49,16 +49,19 @@ def main(argv: list[str]) -> None:
 def describe_sequences(name: str, spec, count: int) -> str:
     """A sequence task's sizes and vocabularies, and its first `count` training pairs."""
     ds = data.get_dataset(name, batch_size=1, data_dir=_DATA_DIR.value or None)
-    sizes = f"vocabulary {len(ds.vocab)} tokens" + (
-        f", source vocabulary {len(ds.source_vocab)}" if ds.source_vocab else "")
+    if ds.vocab is None:  # a class per step (digit_video): the targets are class ids
+        sizes, decode = f"{ds.num_classes} classes per step", lambda ids: " ".join(map(str, ids))
+    else:
+        sizes, decode = f"vocabulary {len(ds.vocab)} tokens", ds.vocab.decode
+    sizes += f", source vocabulary {len(ds.source_vocab)}" if ds.source_vocab else ""
     lines = [name, spec.description,
              f"  train {ds.num_train:,} examples, eval {ds.num_eval:,}; {sizes}",
              f"first {count} training examples:"]
     for i in range(min(count, ds.num_train)):
         row = {k: v[i] for k, v in ds.train.items()}
-        target = ds.vocab.decode(row["targets"][row["target_mask"] > 0])
+        target = decode(row["targets"][row["target_mask"] > 0])
         source = (ds.source_vocab.decode(row["source"]) if "source" in row else
-                  f"image {row['image'].shape[0]}x{row['image'].shape[1]}" if "image" in row
+                  f"image {'x'.join(map(str, row['image'].shape[:-1]))}" if "image" in row
                   else "")
         lines.append(f"  {source} -> {target}" if source else f"  {target}")
     return "\n".join(lines)

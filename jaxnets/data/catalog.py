@@ -75,6 +75,10 @@ _SPECS += [  # the RNN modes' sequence tasks: numpy arrays, see sequence_tasks.p
     DatasetSpec("digit_captions", "sequence", "strips of 1-4 real MNIST digits (mnist5k) "
                 "captioned with their words ('seven three'), 12,000/1,000 strips", "image",
                 embedded=True),
+    DatasetSpec("digit_video", "sequence", "clips of 10-20 frames of real MNIST digits "
+                "(mnist5k) that move, vanish under blanks or noise and change; each frame "
+                "labelled with the last digit seen ('none' before any), 3,000/1,000 clips",
+                "image", embedded=True),
     DatasetSpec("ted_hrlr_translate/pt_to_en", "sequence", "TED talk transcripts, "
                 "Portuguese -> English, ~51,800 training sentence pairs (word level)", "pt",
                 probe_url="http://www.phontron.com/data/", alternative="number_words"),

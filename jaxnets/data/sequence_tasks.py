@@ -7,6 +7,8 @@
                   constructed, the digits and their labels are human-made.
   char_lm         many-to-many on REAL text: characters of the Rotten Tomatoes
                   sentences, predicting the next character at every step.
+  digit_video     many-to-many, synced, on REAL images: clips of moving digits, a
+                  class per frame that sometimes needs memory (digit_video.py).
 
 Everything here is numpy (no TensorFlow), deterministic in its seed, and
 returns dicts of arrays for `jaxnets.data.arrays.ArrayData`. Decoder batches
@@ -23,7 +25,7 @@ import os
 
 import numpy as np
 
-from jaxnets.data import split_cache
+from jaxnets.data import digit_video, split_cache
 from jaxnets.data.tokenizer import tokenize
 
 PAD, BOS, EOS = 0, 1, 2
@@ -263,7 +265,8 @@ def _tfds_translation(name, data_dir, max_length=40, vocab_size=8000):
 
 
 TASKS = {"number_words": _number_words, "digit_captions": _digit_captions,
-         "rt_chars": _rt_chars}
+         "rt_chars": _rt_chars, "digit_video": digit_video.task}
+FIXED_LENGTH = ("number_words", "digit_captions", "digit_video")
 TRANSLATION_PREFIXES = ("ted_hrlr_translate",)
 
 
@@ -278,7 +281,7 @@ def load(name: str, *, batch_size: int, eval_batch_size: int | None = None, seed
     """
     from jaxnets.data.arrays import ArrayData
     translation = name.startswith(TRANSLATION_PREFIXES)
-    if max_length and name in ("number_words", "digit_captions"):
+    if max_length and name in FIXED_LENGTH:
         raise ValueError(f"max_length does not apply to {name}: its sequences have a fixed "
                          "length")
     if vocab_size and not translation:

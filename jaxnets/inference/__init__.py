@@ -14,6 +14,7 @@ A run's workdir holds everything needed: `config.json` (what was trained),
   inputs.py    reading and checking texts, numbers and images as training read its data
   export.py    the program, parameters and vocabulary for a program without jaxnets
   decoding.py  greedy decoding over eval batches (training's exact match), sampling
+  frames.py    frame-level video runs: accuracy on the memory frames, a clip's picture
   serve.py     the standalone loader an export ships (jax and numpy only)
 
 Decoding is greedy (argmax at every step) for captioning and translation,

@@ -7,7 +7,8 @@ one line here; nothing is registered by import side effects.
 
 from jaxnets.models.alexnet import AlexNet
 from jaxnets.models.lenet import LeNet
-from jaxnets.models.rnn_modes import RNNCaptioner, RNNClassifier, RNNLanguageModel, Seq2Seq
+from jaxnets.models.rnn_modes import (RNNCaptioner, RNNClassifier, RNNFrameClassifier,
+                                      RNNLanguageModel, Seq2Seq)
 
 MODELS = {
     "lenet": LeNet,
@@ -16,6 +17,7 @@ MODELS = {
     "rnn_lm": RNNLanguageModel,        # many-to-many
     "rnn_captioner": RNNCaptioner,     # one-to-many
     "seq2seq": Seq2Seq,                # sequence-to-sequence
+    "rnn_frame_classifier": RNNFrameClassifier,  # many-to-many, synced (video frames)
 }
 
 

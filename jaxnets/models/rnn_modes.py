@@ -2,6 +2,7 @@
 
   many-to-one    RNNClassifier      words -> sentiment            (final state)
   many-to-many   RNNLanguageModel   characters -> next character  (every step)
+  many-to-many   RNNFrameClassifier video frames -> class per frame (synced: CNN per frame)
   one-to-many    RNNCaptioner       image -> words                (CNN gives h_0)
   seq-to-seq     Seq2Seq            words -> words                (encoder state -> decoder)
 
@@ -153,13 +154,14 @@ def _scores(logits):
     return logits.astype(jnp.float32)
 
 
-def _encoder_layers(hidden_size: int) -> tuple:
+def _encoder_layers(features: int, channels: tuple[int, int] = (16, 32)) -> tuple:
+    """A small LeNet-like CNN: two CONV+POOL stages of `channels` filters, then FC."""
     return (
-        cnn.Conv("CONV1", 16, 5),
+        cnn.Conv("CONV1", channels[0], 5),
         cnn.MaxPool("POOL1", 2, stride=2),
-        cnn.Conv("CONV2", 32, 3),
+        cnn.Conv("CONV2", channels[1], 3),
         cnn.MaxPool("POOL2", 2, stride=2),
-        cnn.Dense("FC", hidden_size, relu=False),
+        cnn.Dense("FC", features, relu=False),
     )
 
 
@@ -200,6 +202,49 @@ class RNNCaptioner(nn.Module):
     def generate(self, image, length: int):
         start = jnp.full((image.shape[0],), self.bos_id, jnp.int32)
         return self.decoder.decode(self.initial_carry(image), start, length)
+
+
+class RNNFrameClassifier(nn.Module):
+    """Many-to-many, synced: video classification on frame level.
+
+    The captioner's CNN encodes every frame on its own into x_t; the RNN runs over the
+    frames, h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), and y_t = W_hy h_t scores frame t.
+    With `recurrent=False` the same network forgets: h_t = tanh(W_xh x_t + b), a
+    per-frame classifier (the baseline that shows what the recurrence remembers).
+
+    Call with `image: <float>[B, T, H, W, C]` and `lengths: <int32>[B]` (frames per
+    clip; later frames are padding); returns `<float>[B, T, num_classes]`, zero-state
+    scores on padded frames.
+    """
+
+    num_classes: int = 11
+    input_shape: tuple = (20, 28, 28, 1)   # (T, H, W, C): frames of H x W x C
+    embed_dim: int = 64                    # the CNN's features per frame, x_t
+    conv_channels: tuple = (8, 16)         # half the captioner's: the CNN runs B*T times
+    hidden_size: int = 128
+    cell: str = "vanilla"
+    recurrent: bool = True
+    dtype: Any = None
+
+    def __post_init__(self):
+        check_fields(self)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, image, lengths, *, train: bool = False):
+        batch, frames = image.shape[:2]
+        encoder = cnn.SequentialCNN(_encoder_layers(self.embed_dim, tuple(self.conv_channels)),
+                                    tuple(self.input_shape[1:]), dtype=self.dtype,
+                                    name="encoder")
+        x = encoder(image.reshape(batch * frames, *image.shape[2:]), train=train)
+        x = nn.relu(x).reshape(batch, frames, -1)                    # (B, T, embed_dim)
+        mask = length_mask(lengths, frames)
+        if self.recurrent:
+            _, h = RNN(self.hidden_size, self.cell, dtype=self.dtype, name="rnn")(x, mask)
+        else:
+            h = jnp.tanh(nn.Dense(self.hidden_size, dtype=self.dtype, name="W_xh")(x))
+            h = jnp.where(mask[..., None], h, jnp.zeros_like(h))     # as the RNN pads
+        return _scores(nn.Dense(self.num_classes, dtype=self.dtype, name="W_hy")(h))
 
 
 class Seq2Seq(nn.Module):

@@ -17,7 +17,7 @@ from jaxnets.train import config as config_lib
 from jaxnets.train.config import ConfigError, check_dataset
 from jaxnets.train.loop import Result, fit
 from jaxnets.train.model_api import Model, build_model
-from jaxnets.train.rundir import MODEL, SOURCE_VOCAB, VOCAB, RunDir
+from jaxnets.train.rundir import CLIP, MODEL, SOURCE_VOCAB, VOCAB, RunDir
 
 
 def load_dataset(config, run: RunDir | None = None, resuming: bool = False):
@@ -101,6 +101,27 @@ def generation_measures(model: Model, dataset):
     return measures
 
 
+def frame_measures(model: Model, dataset, run: RunDir):
+    """Frame-level video classification's own measures, or None for other data: the
+    accuracy on the memory frames (summed over processes), and clip.png, one test clip
+    with each frame's predicted and true class."""
+    from jaxnets.inference import frames
+    module = getattr(model, "module", None)
+    if module is None or "memory" not in (getattr(dataset, "eval", None) or {}):
+        return None
+
+    def measures(state, last_eval: dict | None) -> dict:
+        if last_eval is None:
+            return {}
+        title = f"a test clip after {int(state.step)} steps: predicted (true) class per frame"
+        first = next(iter(dataset.eval_batches()))
+        run.write_plot(CLIP, lambda path: frames.draw_eval_clip(
+            path, module, state.params, first, title))
+        return frames.memory_accuracy(module, state.params, dataset.eval_batches(),
+                                      combine=distributed.summed_over_processes)
+    return measures
+
+
 def train_and_evaluate(config, workdir: str) -> Result:
     """Trains and evaluates the model and dataset `config` names; logs to `workdir`.
 
@@ -121,4 +142,5 @@ def train_and_evaluate(config, workdir: str) -> Result:
         dataset = load_dataset(config, run, resuming)
         model = model_from_config(config, dataset)
         stage_run_files(run, config, dataset)
-        return fit(model, dataset, config, run, measures=generation_measures(model, dataset))
+        measures = generation_measures(model, dataset) or frame_measures(model, dataset, run)
+        return fit(model, dataset, config, run, measures=measures)

@@ -35,6 +35,7 @@ def default_inputs(batch) -> tuple:
 
       source, tokens   (source, source_lengths, tokens, lengths)   sequence-to-sequence
       image, tokens    (image, tokens, lengths)                     one-to-many
+      image, lengths   (image, lengths)                             frames of clips
       image            (image,)                                     CNN classifier
       tokens           (tokens, lengths)                            many-to-one / many-to-many
     """
@@ -43,7 +44,7 @@ def default_inputs(batch) -> tuple:
     if "image" in batch and "tokens" in batch:
         return (batch["image"], batch["tokens"], batch["lengths"])
     if "image" in batch:
-        return (batch["image"],)
+        return (batch["image"], batch["lengths"]) if "lengths" in batch else (batch["image"],)
     if "tokens" in batch:
         return (batch["tokens"], batch["lengths"]) if "lengths" in batch else (batch["tokens"],)
     raise KeyError(

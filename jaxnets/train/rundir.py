@@ -12,6 +12,7 @@
       tensorboard/         event files
       summary.json         the final numbers
       learning_curve.png   loss and accuracy against step
+      clip.png             frame-level video runs: a test clip, each frame's prediction
 
 A command looks first and writes after: `claimed()` takes the lock, `resume_step(config)`
 and the readers only read, and `begin(config)` writes the run's description once every check
@@ -50,6 +51,7 @@ SUMMARY = "summary.json"
 LOG = "train.log"
 TENSORBOARD = "tensorboard"
 CURVE = "learning_curve.png"
+CLIP = "clip.png"
 CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
 DAMAGED_FIX = "this run cannot be loaded: train it again in a new workdir (--workdir)"
@@ -305,7 +307,11 @@ class RunDir:
 
     def write_curve(self, plot) -> None:
         """learning_curve.png, drawn by `plot(path)`."""
-        self._atomically(CURVE, plot)
+        self.write_plot(CURVE, plot)
+
+    def write_plot(self, name: str, plot) -> None:
+        """The picture `name` (learning_curve.png, clip.png), drawn by `plot(path)`."""
+        self._atomically(name, plot)
 
     def open_log(self) -> "_Appended":
         """train.log, opened for appending."""
