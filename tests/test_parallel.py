@@ -527,6 +527,22 @@ def test_launch_runs_a_preset_in_two_processes_each_on_its_own_shard(tmp_path):
     assert (tmp_path / "checkpoints" / "8").is_dir()
 
 
+@pytest.mark.slow
+def test_scaling_benchmark_times_pmap_sharding_and_one_device_on_fake_devices():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env.pop("XLA_FLAGS", None)  # the benchmark makes its own devices
+    result = subprocess.run([sys.executable, "-m", "jaxnets.benchmark.scaling", "--devices=2",
+                             "--models=lenet", "--reps=1", "--seconds=0.01"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("lenet: sharding on 1 cpu device, sharding on 2 cpu devices, pmap on 2 cpu "
+            "devices;") in result.stdout, result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| LeNet-5"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["25", "32"] and all(c.endswith("x") for c in cells[-2:]), row
+
+
 def _free_port():
     from jaxnets.experiments.launch import free_port
     return free_port()
