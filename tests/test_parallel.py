@@ -464,11 +464,11 @@ def test_eval_counts_every_example_once_with_an_uneven_last_batch(on_four_device
 
 
 @pytest.mark.slow
-def test_unsplittable_batches_are_refused_auto_shards_and_dropout_differs_per_device(
+def test_unsplittable_batches_are_refused_auto_is_pmap_and_dropout_differs_per_device(
         on_four_devices):
     assert "batch size 6 does not split evenly over 4 devices" in on_four_devices["split_error"]
-    auto = on_four_devices["runs"]["auto/4/4 steps per call"]  # auto: sharding, not pmap
-    assert auto["parallel"].startswith("sharding") and auto["diff"] <= TOLERANCE
+    auto = on_four_devices["runs"]["auto/4/4 steps per call"]  # several devices: pmap, any k
+    assert auto["parallel"].startswith("pmap") and auto["diff"] <= TOLERANCE
     assert on_four_devices["dropout"]["per device"] > 1e-4
 
 
