@@ -44,8 +44,6 @@ CASES = [
     (RUN, ["--config.schedule=step", "--config.step_boundaries=abc"],
      "step_boundaries must be strictly increasing fractions of the run in (0, 1)"),
     (RUN, ["--config.step_boundaries=(2.0,)"], "step_boundaries must be strictly increasing"),
-    (RUN, ["--model=lenet_mnist", "--parallel=pmap"],  # its 25 steps per call
-     "steps_per_call=25 needs parallel=sharding or auto: pmap takes one step per call"),
     (RUN, ["--parallel=bogus"], "flag --parallel=bogus: value should be one of"),
     (RUN, ["--num_devices=100"], "num_devices=100, but this process has"),
     (RUN, ["--num_processes=2", "--process_id=5"],

@@ -9,6 +9,7 @@ the suite keeps its one CPU device. This file is also the subprocesses' program:
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -128,12 +129,14 @@ def scenario_devices(out):
     ref_params, ref_eval = reference(CONFIG, data)
     runs = {}
     placements = [(strategy, n, 1) for strategy in placement.STRATEGIES for n in (1, 2, 4)]
-    for strategy, n, k in placements + [("sharding", 4, 4), ("auto", 4, 4)]:  # 6/epoch: 4 + 2
+    several = [("sharding", 4, 4), ("pmap", 4, 4), ("auto", 4, 4)]
+    for strategy, n, k in placements + several:  # 6 batches an epoch: k=4 -> 4 + 2 singles
         config = {**CONFIG, "parallel": strategy, "num_devices": n, "steps_per_call": k}
         result = fit(Net(), data, config, tempfile.mkdtemp())
         runs[f"{strategy}/{n}" + (f"/{k} steps per call" if k > 1 else "")] = {
             "diff": max_diff(flat_params(result.state.params), ref_params),
-            "eval": result.eval, "parallel": result.summary["parallel"]}
+            "eval": result.eval, "parallel": result.summary["parallel"],
+            "train_log": train_records(result.summary["workdir"])}
     short = ShortLastBatch(data)  # its last batch has 6 rows: padded to 8 on 4 devices
     short_params, _ = reference({**CONFIG, "num_epochs": 1}, short)
     for strategy in ("pmap", "sharding"):
@@ -142,33 +145,128 @@ def scenario_devices(out):
         runs[f"{strategy}/4 short last batch"] = {
             "diff": max_diff(flat_params(result.state.params), short_params),
             "eval": result.eval, "parallel": result.summary["parallel"]}
-    errors = []
-    for train, config in [(ArrayData(data.train, None, batch_size=6), {"num_devices": 4}),
-                          (data, {"num_devices": 4, "steps_per_call": 2, "parallel": "pmap"})]:
+    try:
+        fit(Net(), ArrayData(data.train, None, batch_size=6), {**CONFIG, "num_devices": 4},
+            tempfile.mkdtemp())
+        split_error = None
+    except ConfigError as e:
+        split_error = str(e)
+    json.dump({"reference_eval": ref_eval, "runs": runs, "split_error": split_error,
+               "dropout": dropout_under_pmap(),
+               "resumed": resumed_under_another_strategy(ref_params),
+               "nan": nan_inside_a_pmap_call(), "layout": pmap_stacked_layout()},
+              open(out, "w"))
+
+
+def train_records(workdir):
+    """(step, loss, examples/s > 0) of each training record in the run's metrics.jsonl."""
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    return [(r["step"], r["loss"], r["examples_per_sec"] > 0)
+            for r in records if r["split"] == "train"]
+
+
+class StopAt:
+    """`data`, with a Ctrl-C (KeyboardInterrupt) when batch number `at` (over epochs) is due."""
+
+    def __init__(self, data, at):
+        self.data, self.at, self.served = data, at, 0
+        self.steps_per_epoch, self.eval_batches = data.steps_per_epoch, data.eval_batches
+
+    def train_epoch(self, epoch, start_step=0):
+        for batch in self.data.train_epoch(epoch, start_step):
+            if self.served == self.at:
+                raise KeyboardInterrupt
+            self.served += 1
+            yield batch
+
+
+def resumed_under_another_strategy(ref_params):
+    """A run stopped by a Ctrl-C after its first call (steps 1-4) and resumed under another
+    placement (steps 5, 6 one by one at the epoch's end, then 7-10 in one call): pmap with
+    4 steps per call -> one device, and sharding with 4 -> pmap on 2 devices with 3 (then
+    5, 6 | 7-9 | 10-12). Each against one uninterrupted device (`ref_params`)."""
+    import tempfile
+
+    from jaxnets.train import fit
+    pmap4 = {"parallel": "pmap", "num_devices": 4, "steps_per_call": 4}
+    results = {}
+    for first, then in [(pmap4, {"parallel": "sharding", "num_devices": 1}),
+                        ({**pmap4, "parallel": "sharding"}, {**pmap4, "num_devices": 2,
+                                                             "steps_per_call": 3})]:
+        workdir = tempfile.mkdtemp()
         try:
-            fit(Net(), train, {**CONFIG, **config}, tempfile.mkdtemp())
-            errors.append(None)
-        except ConfigError as e:
-            errors.append(str(e))
-    json.dump({"reference_eval": ref_eval, "runs": runs, "errors": errors,
-               "dropout": dropout_differs_per_device()}, open(out, "w"))
+            fit(Net(), StopAt(toy_data(), 5), {**CONFIG, **first}, workdir)
+        except KeyboardInterrupt:  # batch 5 was due: the call of 1-4 ran, 5 was not stacked
+            pass
+        result = fit(Net(), toy_data(), {**CONFIG, **then}, workdir)
+        results[f"{first['parallel']} -> {result.summary['parallel']}"] = {
+            "diff": max_diff(flat_params(result.state.params), ref_params),
+            "start_step": result.summary["start_step"]}
+    return results
 
 
-def dropout_differs_per_device():
-    """pmap on 4 devices, each given the same 4 rows, against pmap on 1 device with those rows.
+class NaNAt:
+    """toy_data with a NaN image in the batch of (1-based) step `at`."""
 
-    The same dropout key on every device would make the 4 gradients equal and the two runs
-    agree; keys folded with the device index make them differ."""
+    def __init__(self, at):
+        self.data, self.at = toy_data(), at
+        self.steps_per_epoch, self.eval_batches = self.data.steps_per_epoch, None
+
+    def train_epoch(self, epoch, start_step=0):
+        for i, batch in enumerate(self.data.train_epoch(epoch, start_step), start_step):
+            if epoch * self.steps_per_epoch + i + 1 == self.at:
+                batch = {**batch, "image": batch["image"].copy()}
+                batch["image"][0, 0, 0, 0] = np.nan
+            yield batch
+
+
+def nan_inside_a_pmap_call():
+    """The NaN guard's message when step 9 of the call of steps 7-10 (pmap, 4 per call) is NaN."""
+    import tempfile
+
+    from jaxnets.train import NonFiniteError, fit
+    try:
+        fit(Net(), NaNAt(9), {**CONFIG, "parallel": "pmap", "num_devices": 4,
+                              "steps_per_call": 4}, tempfile.mkdtemp())
+    except NonFiniteError as e:
+        return str(e)
+    return None
+
+
+def pmap_stacked_layout():
+    """A group of 3 batches of 16 rows under pmap on 4 devices: each device's array, the
+    examples counted."""
+    strategy = placement.make_strategy("pmap", 4, 3)
+    batches = [{"label": np.arange(16) + 100 * i} for i in range(3)]
+    [group] = list(placement.stack_batches(batches, 3))
+    placed = strategy.put_batch(group.batch, stacked=True)["label"]
+    return {"shape": list(placed.shape), "examples": strategy.examples({"label": placed}, True),
+            "device_1": next(np.asarray(shard.data[0]).tolist()
+                             for shard in placed.addressable_shards
+                             if shard.device == strategy.local_devices[1])}
+
+
+def dropout_under_pmap():
+    """Dropout under pmap: how far apart (a) pmap on 4 devices, each given the same 4 rows,
+    and pmap on 1 device with those rows are ("per device"), and (b) the 4-device run with
+    3 steps per call and with 1 ("steps per call").
+
+    (a) The same dropout key on every device would make the 4 gradients equal and the two
+    runs agree; keys folded with the device index make them differ. (b) Each step's key is
+    the same in a k-step call as in its own call: the parameters agree."""
     import tempfile
 
     from jaxnets.train import fit
     rows = toy_data().train
     slice4 = {k: v[:4] for k, v in rows.items()}
     tiled = {k: np.concatenate([v] * 4) for k, v in slice4.items()}  # device i: rows 4i..4i+3
-    config = {**CONFIG, "num_epochs": 0, "num_steps": 3}
+    config = {**CONFIG, "num_epochs": 0, "num_steps": 3, "parallel": "pmap"}
     one = fit(Net(dropout=0.5), [slice4], {**config, "num_devices": 1}, tempfile.mkdtemp())
-    four = fit(Net(dropout=0.5), [tiled], {**config, "num_devices": 4}, tempfile.mkdtemp())
-    return max_diff(flat_params(one.state.params), flat_params(four.state.params))
+    four = [flat_params(fit(Net(dropout=0.5), [tiled] * 3,
+                            {**config, "num_devices": 4, "steps_per_call": k},
+                            tempfile.mkdtemp()).state.params) for k in (1, 3)]
+    return {"per device": max_diff(flat_params(one.state.params), four[0]),
+            "steps per call": max_diff(*four)}
 
 
 def scenario_process(out, port, process_id, workdir):
@@ -313,12 +411,46 @@ def on_four_devices(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", [f"{s}/{n}" for s in ("pmap", "sharding") for n in (1, 2, 4)]
-                         + ["sharding/4/4 steps per call", "pmap/4 short last batch",
+                         + ["sharding/4/4 steps per call", "pmap/4/4 steps per call",
+                            "pmap/4 short last batch",
                             "sharding/4 short last batch"])
 def test_training_on_1_2_4_devices_matches_one_device(on_four_devices, run):
     result = on_four_devices["runs"][run]
     assert result["diff"] <= TOLERANCE, result
     assert result["parallel"].startswith(run.split("/")[0])
+
+
+@pytest.mark.slow
+def test_pmap_with_steps_per_call_logs_what_sharding_logs(on_four_devices):
+    runs = on_four_devices["runs"]
+    pmap, sharding = (runs[f"{s}/4/4 steps per call"]["train_log"] for s in ("pmap", "sharding"))
+    assert [r[0] for r in pmap] == [r[0] for r in sharding] == [4, 6, 10, 12]  # log every 3
+    # the StallMeter counted examples (not in the first call: it compiled)
+    assert [r[2] for r in pmap] == [r[2] for r in sharding] == [False, True, True, True]
+    np.testing.assert_allclose([r[1] for r in pmap], [r[1] for r in sharding], atol=TOLERANCE)
+
+
+@pytest.mark.slow
+def test_pmap_with_steps_per_call_resumes_under_another_strategy_and_back(on_four_devices):
+    resumed = on_four_devices["resumed"]
+    assert sorted(resumed) == ["pmap -> sharding on 1 cpu device",
+                               "sharding -> pmap on 2 cpu devices"]
+    for run, result in resumed.items():
+        assert result["start_step"] == 4 and result["diff"] <= TOLERANCE, (run, result)
+
+
+@pytest.mark.slow
+def test_pmap_with_steps_per_call_names_the_non_finite_step_inside_a_call(on_four_devices):
+    assert re.search(r"at step 9 .*last good checkpoint is step 5", on_four_devices["nan"]), \
+        on_four_devices["nan"]
+
+
+@pytest.mark.slow
+def test_pmap_stacks_each_devices_slice_of_every_step_and_keeps_dropout_keys(on_four_devices):
+    layout = on_four_devices["layout"]  # device 1: rows 4..7 of each of the 3 batches
+    assert layout["shape"] == [4, 3, 4] and layout["examples"] == 48
+    assert layout["device_1"] == [[4, 5, 6, 7], [104, 105, 106, 107], [204, 205, 206, 207]]
+    assert on_four_devices["dropout"]["steps per call"] <= TOLERANCE  # 3 per call = 1 per call
 
 
 @pytest.mark.slow
@@ -332,14 +464,12 @@ def test_eval_counts_every_example_once_with_an_uneven_last_batch(on_four_device
 
 
 @pytest.mark.slow
-def test_unsplittable_batches_and_pmap_with_steps_per_call_are_refused_and_dropout_differs(
+def test_unsplittable_batches_are_refused_auto_is_pmap_and_dropout_differs_per_device(
         on_four_devices):
-    split, steps_per_call = on_four_devices["errors"]
-    assert "batch size 6 does not split evenly over 4 devices" in split
-    assert "steps_per_call=2 needs parallel=sharding or auto" in steps_per_call
-    auto = on_four_devices["runs"]["auto/4/4 steps per call"]  # auto: sharding, not pmap
-    assert auto["parallel"].startswith("sharding") and auto["diff"] <= TOLERANCE
-    assert on_four_devices["dropout"] > 1e-4
+    assert "batch size 6 does not split evenly over 4 devices" in on_four_devices["split_error"]
+    auto = on_four_devices["runs"]["auto/4/4 steps per call"]  # several devices: pmap, any k
+    assert auto["parallel"].startswith("pmap") and auto["diff"] <= TOLERANCE
+    assert on_four_devices["dropout"]["per device"] > 1e-4
 
 
 # -- several processes on localhost ------------------------------------------------------------
@@ -395,6 +525,22 @@ def test_launch_runs_a_preset_in_two_processes_each_on_its_own_shard(tmp_path):
     assert len(summaries) == 1 and "30 examples" in summaries[0], result.stdout
     assert "batch 16 (4 per device; sharding on 4 cpu devices in 2 processes)" in result.stdout
     assert (tmp_path / "checkpoints" / "8").is_dir()
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_times_pmap_sharding_and_one_device_on_fake_devices():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env.pop("XLA_FLAGS", None)  # the benchmark makes its own devices
+    result = subprocess.run([sys.executable, "-m", "jaxnets.benchmark.scaling", "--devices=2",
+                             "--models=lenet", "--reps=1", "--seconds=0.01"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("lenet: sharding on 1 cpu device, sharding on 2 cpu devices, pmap on 2 cpu "
+            "devices;") in result.stdout, result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| LeNet-5"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["25", "32"] and all(c.endswith("x") for c in cells[-2:]), row
 
 
 def _free_port():

@@ -57,9 +57,9 @@ def test_model_list_prints_one_line_per_preset():
 
 
 def test_model_name_finds_its_config_file_from_any_working_directory(tmp_path):
-    result = run_cli("--model=lenet_mnist", "--parallel=pmap", cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]  # the preset's config, refused:
-    assert "steps_per_call=25 needs parallel=sharding" in result.stderr  # its 25 steps/call
+    result = run_cli("--model=lenet_mnist", "--config.model_kwargs.bogus=1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]  # the preset's model, refused:
+    assert "model 'lenet': LeNet() got an unexpected keyword argument 'bogus'" in result.stderr
 
 
 # -- config building: one parse of the command line, by config_flags ---------------------

@@ -63,9 +63,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, sys_argv=None) -> 
         "num_devices", None, "Devices per process (default: all local devices); the batch "
         "is split evenly over them.", **fv)
     flags.DEFINE_enum(
-        "parallel", None, list(PARALLEL), "Data parallelism: auto (default: on several "
-        "devices sharding when steps_per_call > 1, else pmap; a plain jax.jit on one "
-        "device), pmap, or sharding (jax.jit with a Mesh and NamedSharding).", **fv)
+        "parallel", None, list(PARALLEL), "Data parallelism: auto (default: pmap on several "
+        "devices, a plain jax.jit on one), pmap, or sharding (jax.jit with a Mesh and "
+        "NamedSharding).", **fv)
 
 
 def _args(argv: list[str]) -> list[tuple[str | None, str | None, list[str]]]:

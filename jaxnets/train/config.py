@@ -87,7 +87,7 @@ def default_config() -> ml_collections.ConfigDict:
     # waiting for the next batch, metric merging) are paid once per k steps; batches that
     # cannot fill a group (an epoch's end) run one at a time. Periodic work
     # runs after the call whose steps reach its multiple (choose *_every_steps as multiples
-    # of k to keep them exact). Worth it for steps of ~1 ms. pmap takes one step per call.
+    # of k to keep them exact). Worth it for steps of ~1 ms. Under pmap and sharding alike.
     c.steps_per_call = 1
     # Periodic work (0 = never, except where noted).
     c.log_every_steps = 50
