@@ -11,7 +11,9 @@ Modules:
   torch_side.py    the same in PyTorch eager (optional: pip install torch==2.13.0)
   keras_side.py    the RNN in Keras 3 on the JAX backend, the peer that also compiles with
                    XLA (optional: pip install keras; imported only by that arm)
-  input_lesson.py  naive loading vs RAM cache vs thread prefetch vs device prefetch
+  input_lesson.py  disk (TFRecords, page cache dropped) vs naive loading vs RAM cache vs
+                   thread prefetch vs device prefetch
+  storage.py       TFRecord files without TensorFlow, the page-cache drop, the disk's type
   stall.py         input stall of every preset with its real pipeline
   startup.py       seconds from `python` to each preset's first training step
   host.py          training with and without runtime_options.tune_host, fresh processes

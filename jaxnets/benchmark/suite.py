@@ -8,7 +8,8 @@ Sections, each optional:
           RNN also Keras 3 on the JAX backend (keras_side.py), interleaved too
   host    JAX training with and without `runtime_options.tune_host`, each in fresh
           processes, alternating (host.py)
-  lesson  the input-pipeline lesson (input_lesson.py)
+  lesson  the input-pipeline lesson, disk -> RAM -> prefetch -> device prefetch
+          (input_lesson.py, storage.py)
   stall   input stall of every preset with its real pipeline (stall.py)
   startup seconds from `python` to each preset's first training step (startup.py)
 """
@@ -201,7 +202,7 @@ def _lesson(options):
     def train(batch):
         trainer.train_on(batch)
 
-    rows = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
-                                   steps=options.lesson_steps)
+    lesson = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
+                                     steps=options.lesson_steps)
     trainer.check_finite()
-    return rows
+    return lesson
