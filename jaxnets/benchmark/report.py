@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 
+from jaxnets.benchmark import lecture
+
 TARGETS = {  # workload -> minimum JAX/PyTorch training examples/s
     "lenet": 1.5, "alexnet": 1.0, "rnn": 1.5}
 KERAS_TARGETS = {"rnn": 1.5}  # workload -> minimum JAX/Keras-on-JAX training (issue 18)
@@ -132,6 +134,8 @@ def markdown(results, command: str = "") -> str:
             for g in results["gemm"]]) + [""]
     if results.get("models"):
         lines += _model_tables(results)
+    if results.get("lecture"):
+        lines += lecture.markdown_lines(results["lecture"])
     if results.get("host_ab"):
         lines += ["## Host tuning (jaxnets.runtime_options.tune_host), on vs off", "",
                   "Each arm in fresh processes, alternating: off is a process as it starts "
