@@ -106,8 +106,10 @@ def test_tiny_benchmark_reports_every_section(tiny_results):
         assert (numbers["train"]["keras_ratio"] is not None) == with_keras
         k = configs.get(row["preset"]).steps_per_call  # as the preset trains
         assert row["steps_per_call"] == k and ("jax_train_single" in row["stats"]) == (k > 1)
-    assert [r.method.split(" ")[0] for r in results["lesson"]] == ["naive", "RAM", "RAM", "RAM"]
-    assert all(0 <= r.stall <= 1 and r.examples_per_sec > 0 for r in results["lesson"])
+    rows = results["lesson"].rows
+    assert [r.method.split(" ")[0] for r in rows] == ["disk:", "naive", "RAM", "RAM", "RAM"]
+    assert all(0 <= r.stall <= 1 and r.examples_per_sec > 0 and r.megabytes_per_sec > 0
+               for r in rows)
 
 
 def test_tiny_tables_and_json(tiny_results, tmp_path):
@@ -116,6 +118,8 @@ def test_tiny_tables_and_json(tiny_results, tmp_path):
                     "## Targets (issue 7)"):
         assert heading in text
     assert "alexnet training >= 70% of float32 GEMM peak" in text
+    assert "| feeding | examples/s | MB/s read | input stall |" in text
+    assert "MB/s cold (after a drop)" in text
     paths = report.write(tiny_results, str(tmp_path), "cpu")
     data = json.loads(open(paths[1]).read())
     assert data["machine"]["backend"] == "cpu" and len(data["models"]) == 3

@@ -1,19 +1,26 @@
 """The lecture's warning measured: "training can bottleneck on reading data".
 
 One training job (LeNet-5 as in lenet_mnist: batch 32, 28x28 digits padded to 32x32,
-random shifts, normalization) fed four ways, each timed over the same steps:
+random shifts, normalization) fed five ways, each timed over the same steps, in the
+lecture's order of advice (disk -> RAM -> prefetch -> device prefetch):
 
-  naive          every batch read from its files and decoded in the training thread
+  disk           every epoch read from a TFRecord file on the disk in the training thread,
+                 the file dropped from the page cache before each epoch (storage.py), no
+                 RAM cache ("use an SSD instead of an HDD": what the disk costs)
+  naive          every batch read from its own file and decoded in the training thread;
+                 the files sit in the OS page cache, so it pays for opening and decoding
   RAM cache      decoded once into RAM; shifts, normalization and batching still in the
                  training thread ("read all data into RAM")
   prefetch       RAM cache, with batches made ahead by a pool of CPU threads ("use
                  multiple CPU threads to prefetch data")
   + device       also copied to the device ahead of use (jaxnets.train.placement.prefetch_to_device)
 
-The data is synthetic digits in one compressed .npz file per example (TensorFlow is not
-needed, so this runs on a GPU machine too); the files sit in the OS page cache, so
-"naive" pays for opening and decoding, not for a disk: a real disk only adds to it.
-Stall = time spent waiting for the next batch / wall time (jaxnets.train.meter.StallMeter).
+The data is synthetic digits, the same examples in every arm: one compressed .npz file
+per example for "naive", one TFRecord file (a 785-byte record per example: the uint8
+image and its label) for "disk". TensorFlow is not needed, so this runs on a GPU machine
+too. Stall = time spent waiting for the next batch / wall time
+(jaxnets.train.meter.StallMeter). MB/s = examples/s x the bytes an example takes where
+the arm reads it from (its .npz file, its TFRecord, the RAM arrays).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 
 import numpy as np
 
+from jaxnets.benchmark import storage
 from jaxnets.train.meter import StallMeter
 
 PAD = 4           # random shifts of up to 4 pixels, as lenet_mnist's augment
@@ -38,20 +46,42 @@ class LessonRow:
     examples_per_sec: float
     stall: float
     steps: int
+    megabytes_per_sec: float    # examples/s x bytes per example in the arm's source
 
 
-def write_files(directory: str, count: int, seed: int = 0) -> list[str]:
-    """`count` synthetic 28x28 digits (a bright stroke on black), one .npz file each."""
+@dataclasses.dataclass(frozen=True)
+class Lesson:
+    rows: list[LessonRow]
+    storage: storage.Probe      # the disk arm's file read alone, cold and warm
+    disk_epochs: int            # epochs the disk arm read, each after a page-cache drop
+
+
+def synthetic_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` synthetic 28x28 digits (a bright stroke on black): uint8 images, int32 labels."""
     rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        image = np.zeros((28, 28), np.uint8)
+    images = np.zeros((count, 28, 28), np.uint8)
+    for image in images:
         row, col = rng.integers(4, 20, 2)
         image[row:row + 8, col:col + 3] = rng.integers(128, 256)
+    return images, (np.arange(count) % 10).astype(np.int32)
+
+
+def write_files(directory: str, images, labels) -> list[str]:
+    """One compressed .npz file per example."""
+    paths = []
+    for i, (image, label) in enumerate(zip(images, labels)):
         path = os.path.join(directory, f"{i:05d}.npz")
-        np.savez_compressed(path, image=image, label=np.int32(i % 10))
+        np.savez_compressed(path, image=image, label=np.int32(label))
         paths.append(path)
     return paths
+
+
+def write_tfrecord(path: str, images, labels) -> int:
+    """One TFRecord per example (784 image bytes, then the label as one byte), synced to
+    the disk; returns the file's size in bytes."""
+    flat = np.asarray(images, np.uint8).reshape(len(images), -1)
+    return storage.write_records(path, np.concatenate(
+        [flat, np.asarray(labels, np.uint8)[:, None]], axis=1))
 
 
 def decode(path: str) -> tuple[np.ndarray, int]:
@@ -70,6 +100,28 @@ def finish(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
     image = (shifted.astype(np.float32) / 255.0 - MEAN) / STD
     return {"image": image[..., None], "label": labels.astype(np.int32),
             "mask": np.ones(batch, np.float32)}
+
+
+def disk_batches(path: str, batch: int, steps: int, seed: int = 0):
+    """Batches read from the TFRecord file `path` in the training thread, in file order,
+    epoch after epoch; before each epoch the file is dropped from the page cache, so each
+    epoch reads the disk and nothing stays in RAM. An epoch's last partial batch is
+    skipped."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < steps:
+        storage.drop_from_page_cache(path)
+        epoch_start = done
+        with open(path, "rb") as f:
+            while done < steps:
+                payloads = storage.read_records(f, batch)
+                if len(payloads) < batch:
+                    break
+                rows = np.frombuffer(b"".join(payloads), np.uint8).reshape(batch, -1)
+                yield finish(rows[:, :-1].reshape(batch, 28, 28), rows[:, -1], rng)
+                done += 1
+        if done == epoch_start:
+            raise ValueError(f"{path}: fewer than {batch} records, not one batch to read")
 
 
 def naive_batches(paths, batch: int, steps: int, seed: int = 0):
@@ -108,31 +160,46 @@ def prefetched_batches(images, labels, batch: int, steps: int, *, workers: int =
 
 
 def run_lesson(train_step, *, batch: int = 32, steps: int = 200, examples: int = 2048,
-               tiny: bool = False) -> list[LessonRow]:
-    """The four rows, each over `steps` steps of `train_step(batch_dict)` (which must
-    wait for its result, so that time spent computing is not counted as waiting)."""
+               tiny: bool = False) -> Lesson:
+    """The five rows, each over `steps` steps of `train_step(batch_dict)` (which must
+    wait for its result, so that time spent computing is not counted as waiting), and
+    the disk arm's file read alone. The files go to a temporary directory: `TMPDIR`
+    picks the disk (the drop cannot work on tmpfs)."""
     from jaxnets.train.placement import prefetch_to_device  # pylint: disable=g-import-not-at-top
 
     if tiny:
         batch, steps, examples = 8, 4, 64
+    if examples < batch:
+        raise ValueError(f"{examples} examples make no batch of {batch}: give more examples")
+    digits = synthetic_digits(examples)
     with tempfile.TemporaryDirectory(prefix="jaxnets-lesson-") as directory:
-        paths = write_files(directory, examples)
-        train_step(next(cached_batches(*_load_all(paths), batch, 1)))  # compile first
-        rows = [_measure("naive (decode every batch in the training thread)",
-                         naive_batches(paths, batch, steps), train_step, batch)]
+        paths = write_files(directory, *digits)
+        record = os.path.join(directory, "train.tfrecord")
+        record_bytes = write_tfrecord(record, *digits)
+        npz_bytes = sum(os.path.getsize(p) for p in paths)
+        train_step(next(cached_batches(*digits, batch, 1)))  # compile first
+        rows = [_measure("disk: a TFRecord file read every epoch, dropped from the page "
+                         "cache before each (no RAM cache)", disk_batches(record, batch, steps),
+                         train_step, batch, record_bytes / examples),
+                _measure("naive (decode every batch in the training thread)",
+                         naive_batches(paths, batch, steps), train_step, batch,
+                         npz_bytes / examples)]
         loaded = time.perf_counter()
         images, labels = _load_all(paths)
         load_seconds = time.perf_counter() - loaded
+        in_ram = (images.nbytes + labels.nbytes) / examples
         rows.append(_measure(f"RAM cache (decoded once: {load_seconds:.2f} s)",
-                             cached_batches(images, labels, batch, steps), train_step, batch))
+                             cached_batches(images, labels, batch, steps), train_step, batch,
+                             in_ram))
         rows.append(_measure("RAM cache + prefetch by 2 CPU threads",
                              prefetched_batches(images, labels, batch, steps),
-                             train_step, batch))
+                             train_step, batch, in_ram))
         rows.append(_measure("RAM cache + prefetch + device prefetch",
                              prefetch_to_device(prefetched_batches(images, labels, batch,
                                                                    steps)),
-                             train_step, batch))
-    return rows
+                             train_step, batch, in_ram))
+        probe = storage.probe(record, reps=2 if tiny else 5)
+    return Lesson(rows, probe, disk_epochs=-(-steps // (examples // batch)))
 
 
 def _load_all(paths):
@@ -140,11 +207,12 @@ def _load_all(paths):
     return np.stack([d[0] for d in decoded]), np.array([d[1] for d in decoded], np.int32)
 
 
-def _measure(method: str, batches, train_step, batch: int) -> LessonRow:
+def _measure(method: str, batches, train_step, batch: int, bytes_per_example: float
+             ) -> LessonRow:
     meter = StallMeter(batches)
     steps = 0
     for item in meter:
         train_step(item)
         steps += 1
-    return LessonRow(method, steps * batch / max(meter.wall_seconds, 1e-9), meter.fraction,
-                     steps)
+    rate = steps * batch / max(meter.wall_seconds, 1e-9)
+    return LessonRow(method, rate, meter.fraction, steps, rate * bytes_per_example / 1e6)

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 
+from jaxnets.benchmark import lecture
+
 TARGETS = {  # workload -> minimum JAX/PyTorch training examples/s
     "lenet": 1.5, "alexnet": 1.0, "rnn": 1.5}
 KERAS_TARGETS = {"rnn": 1.5}  # workload -> minimum JAX/Keras-on-JAX training (issue 18)
@@ -132,6 +134,8 @@ def markdown(results, command: str = "") -> str:
             for g in results["gemm"]]) + [""]
     if results.get("models"):
         lines += _model_tables(results)
+    if results.get("lecture"):
+        lines += lecture.markdown_lines(results["lecture"])
     if results.get("host_ab"):
         lines += ["## Host tuning (jaxnets.runtime_options.tune_host), on vs off", "",
                   "Each arm in fresh processes, alternating: off is a process as it starts "
@@ -142,10 +146,7 @@ def markdown(results, command: str = "") -> str:
              f"{r['off'].median / r['on'].median:.2f}x") for r in results["host_ab"]])
         lines += [""]
     if results.get("lesson"):
-        lines += ["## Input pipeline lesson (LeNet-5, lenet_mnist's batch and augmentation)", ""]
-        lines += _table(["feeding", "examples/s", "input stall"], [
-            (r.method, _num(r.examples_per_sec), f"{r.stall:.1%}") for r in results["lesson"]])
-        lines += [""]
+        lines += _lesson_lines(results["lesson"])
     if results.get("stall"):
         lines += ["## Input stall of every preset (real pipeline, the loop's way of calling)",
                   ""]
@@ -194,6 +195,30 @@ def markdown(results, command: str = "") -> str:
     if checks:
         lines += ["## Targets (issue 7)", ""] + _table(["target", "measured", ""], checks) + [""]
     return "\n".join(lines)
+
+
+def _lesson_lines(lesson) -> list[str]:
+    """The lesson's table (disk -> RAM -> prefetch -> device prefetch) and what the disk
+    alone gave."""
+    lines = ["## Input pipeline lesson (LeNet-5, lenet_mnist's batch and augmentation)", ""]
+    lines += _table(["feeding", "examples/s", "MB/s read", "input stall"], [
+        (r.method, _num(r.examples_per_sec), _num(r.megabytes_per_sec, 1), f"{r.stall:.1%}")
+        for r in lesson.rows])
+    probe = lesson.storage
+    if probe.resident_after_drop is None:
+        dropped = "whether the drop took effect is unknown (no mincore here)"
+    else:
+        cached, pages = probe.resident_after_drop
+        dropped = (f"{cached} of {pages} pages cached right after a drop (mincore): the drop "
+                   + ("took effect" if probe.drop_took_effect else "did **not** take effect"))
+    lines += ["", f"MB/s read: examples/s x the bytes an example takes where the arm reads "
+              f"it (a TFRecord, an .npz file, the RAM arrays). The disk arm read "
+              f"{lesson.disk_epochs} epoch(s), the file dropped from the page cache before "
+              f"each. The same TFRecord file ({probe.file_bytes / 1e6:.1f} MB) read whole "
+              f"and alone: {_num(probe.cold_mb_per_sec)} MB/s cold (after a drop), "
+              f"{_num(probe.warm_mb_per_sec)} MB/s from the page cache; {dropped}. "
+              f"Disk: {probe.disk}.", ""]
+    return lines
 
 
 def _model_tables(results) -> list[str]:

@@ -6,9 +6,13 @@ Sections, each optional:
           FLOP/s and fraction of the backend's f32 GEMM peak, compile time, first-step
           latency; PyTorch eager side by side, interleaved in the same process; for the
           RNN also Keras 3 on the JAX backend (keras_side.py), interleaved too
+  lecture the lecture's CPU-vs-GPU table with this machine's GEMM GFLOP/s and AlexNet
+          training images/s (this run's, or measured here) and the recorded GPU runs
+          beside its rows (lecture.py)
   host    JAX training with and without `runtime_options.tune_host`, each in fresh
           processes, alternating (host.py)
-  lesson  the input-pipeline lesson (input_lesson.py)
+  lesson  the input-pipeline lesson, disk -> RAM -> prefetch -> device prefetch
+          (input_lesson.py, storage.py)
   stall   input stall of every preset with its real pipeline (stall.py)
   startup seconds from `python` to each preset's first training step (startup.py)
 """
@@ -17,14 +21,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 
 import numpy as np
 
-from jaxnets.benchmark import (gemm, host, input_lesson, keras_side, stall, startup, timing,
-                               torch_side, workloads)
+from jaxnets.benchmark import (gemm, host, input_lesson, keras_side, lecture, stall, startup,
+                               timing, torch_side, workloads)
 
-SECTIONS = ("gemm", "models", "host", "lesson", "stall", "startup")
+SECTIONS = ("gemm", "models", "lecture", "host", "lesson", "stall", "startup")
+
+
+# The recorded GPU runs, in this checkout (absent from an installed wheel: no rows then).
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GPU_RECORDS = os.path.join(_CHECKOUT, "experiments", "benchmarks", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +53,7 @@ class Options:
     tiny: bool = False            # tests: every size shrunk, one repetition
     tune_host: bool = True        # jaxnets.runtime_options.tune_host() (off: "before" runs)
     batch_sizes: dict = dataclasses.field(default_factory=dict)  # workload -> batch override
+    gpu_records: str | None = GPU_RECORDS  # the lecture table's recorded GPU runs (None: none)
 
 
 def run(options: Options, log=print, results: dict | None = None) -> dict:
@@ -77,6 +88,12 @@ def run(options: Options, log=print, results: dict | None = None) -> dict:
         _each(options.models, "models", results.setdefault("models", []),
               results["failures"], log,
               lambda name: _model_row(name, options, reps, threads, with_torch, log))
+    if "lecture" in options.sections:
+        log("the lecture's CPU vs GPU table ...")
+        tables = []  # one, or none when it failed (recorded; the other sections still run)
+        _each(["table"], "lecture", tables, results["failures"], log,
+              lambda _: _lecture(options, results, reps, log))
+        results.update({"lecture": tables[0]} if tables else {})
     if "host" in options.sections:
         log("host tuning on/off (fresh processes) ...")
         _each(options.models, "host", results.setdefault("host_ab", []), results["failures"],
@@ -176,6 +193,41 @@ def _model_row(name, options, reps, threads, with_torch, log) -> dict:
             "keras_note": keras_note}
 
 
+def _lecture(options, results, reps, log) -> lecture.Table:
+    """The lecture's table. This machine's GEMM and AlexNet training come from the gemm and
+    models sections when they ran; what they did not measure is measured here: GEMM on
+    the backend (and the host CPU's, float32) and AlexNet training alone, at its batch."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    backend, dtype = jax.default_backend(), options.dtype
+    view, measured = dict(results), []
+    for where, kind in ((backend, dtype), ("cpu", "float32")):
+        if lecture.gemm_gflops(view, where, kind) is None:
+            view["gemm"] = list(view.get("gemm") or []) + [
+                gemm.jax_gemm(where, kind, gemm.sizes_for(where, options.tiny), reps)]
+            measured.append(f"GEMM {where} {kind}")
+    if lecture.alexnet_training(view, dtype) is None:
+        view["models"] = list(view.get("models") or []) + [_alexnet_training(options, reps, log)]
+        measured.append(f"AlexNet training ({reps} repetition{'s' if reps > 1 else ''})")
+    table = lecture.table(view, options.gpu_records, relative_to=_CHECKOUT)
+    how = ("measured by this section: " + ", ".join(measured) if measured
+           else "from this run's gemm and models sections")
+    return dataclasses.replace(table, notes=[f"This machine's figures: {how}.", *table.notes])
+
+
+def _alexnet_training(options, reps, log) -> dict:
+    """AlexNet's training row alone (the models section's, without inference or peers)."""
+    workload = _build("alexnet", options)
+    log(f"  {workload.what}: training ...")
+    run = workloads.jax_run(workload)
+    k = run.steps_per_call
+    steps = 1 if options.tiny else timing.steps_for(run.train, options.seconds)
+    stats = timing.interleaved({"jax_train": run.train}, {"jax_train": k * math.ceil(steps / k)},
+                               reps=reps)
+    return {"name": "alexnet", "what": workload.what, "dtype": options.dtype,
+            "batch_size": workload.batch_size, "stats": stats}
+
+
 def _host_ab(name, options, reps) -> dict:
     """Seconds per training step with `tune_host` off and on, in fresh processes (host.py)."""
     spec = {"tiny": options.tiny, "dtype": options.dtype, "seconds": options.seconds,
@@ -201,7 +253,7 @@ def _lesson(options):
     def train(batch):
         trainer.train_on(batch)
 
-    rows = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
-                                   steps=options.lesson_steps)
+    lesson = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
+                                     steps=options.lesson_steps)
     trainer.check_finite()
-    return rows
+    return lesson

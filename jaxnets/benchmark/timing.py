@@ -15,6 +15,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+from jaxnets.benchmark import hardware
+
 
 @dataclasses.dataclass(frozen=True)
 class Stat:
@@ -81,7 +83,8 @@ def cpu_model() -> str:
 
 
 def machine() -> dict:
-    """What the numbers were measured on: CPU, cores, versions, devices, load."""
+    """What the numbers were measured on: CPU, cores (and hardware.py's facts), versions,
+    devices, load."""
     import jax  # pylint: disable=g-import-not-at-top
 
     versions = {"python": platform.python_version(), "jax": jax.__version__}
@@ -92,6 +95,8 @@ def machine() -> dict:
             pass
     return {
         "cpu": cpu_model(),
+        "cpu_facts": hardware.cpu_facts(),
+        "gpu_facts": hardware.gpu_facts(),
         "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()],

@@ -1,10 +1,13 @@
-r"""Benchmark jaxnets: GEMM peak, the presets' models against PyTorch, input pipelines.
+r"""Benchmark jaxnets: GEMM peak, the presets' models against PyTorch, the lecture's CPU vs
+GPU table, input pipelines.
 
   python -m jaxnets.experiments.benchmark
   python -m jaxnets.experiments.benchmark --sections=gemm,models --models=lenet,rnn
   python -m jaxnets.experiments.benchmark --dtype=bfloat16 --torch=no     # e.g. on a GPU
   python -m jaxnets.experiments.benchmark --sections=gemm,models --batch_sizes=alexnet=1024
   python -m jaxnets.experiments.benchmark --tiny --out=/tmp/bench          # a smoke run
+  python -m jaxnets.experiments.benchmark --sections=lecture --name=cpu_lecture  # the
+      # lecture's CPU vs GPU table alone: GEMM + a short AlexNet run, ~1 min on 2 cores
 
 Prints the tables and writes them to --out as <backend>.md and <backend>.json
 (experiments/benchmarks/ by default; --tiny writes nothing unless --out is given).
@@ -22,8 +25,8 @@ from absl import flags
 
 from jaxnets import cli
 
-_SECTIONS = flags.DEFINE_list("sections", "gemm,models,host,lesson,stall,startup",
-                              "Any of gemm, models, host, lesson, stall, startup.")
+_SECTIONS = flags.DEFINE_list("sections", "gemm,models,lecture,host,lesson,stall,startup",
+                              "Any of gemm, models, lecture, host, lesson, stall, startup.")
 _MODELS = flags.DEFINE_list("models", "lenet,alexnet,rnn", "Workloads of the models section "
                             "(also lenet_xla, alexnet_xla: the same on XLA's own conv/pool).")
 _BATCH_SIZES = flags.DEFINE_list(
@@ -50,6 +53,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for the stall sec
 _TINY = flags.DEFINE_bool("tiny", False, "Shrink everything (a smoke test, seconds).")
 _TUNE_HOST = flags.DEFINE_bool("tune_host", True, "Apply jaxnets.runtime_options.tune_host() "
                                "(--notune_host measures without it).")
+_GPU_RECORDS = flags.DEFINE_string(
+    "gpu_records", None, "Directory of recorded GPU runs (benchmark JSON) for the lecture "
+    "table (default: this checkout's experiments/benchmarks/gpu; '' for none).")
 _OUT = flags.DEFINE_string("out", None, "Directory for the tables (default "
                            "experiments/benchmarks; with --tiny, none).")
 _NAME = flags.DEFINE_string("name", None, "File name without extension (default: the backend, "
@@ -100,7 +106,8 @@ def main(argv) -> int:
         seconds=_SECONDS.value, dtype=_DTYPE.value, torch=_TORCH.value, keras=_KERAS.value,
         threads=_THREADS.value, stall_steps=_STALL_STEPS.value,
         lesson_steps=_LESSON_STEPS.value, data_dir=_DATA_DIR.value, tiny=_TINY.value,
-        tune_host=_TUNE_HOST.value, batch_sizes=batch_sizes)
+        tune_host=_TUNE_HOST.value, batch_sizes=batch_sizes,
+        gpu_records=benchmark.GPU_RECORDS if _GPU_RECORDS.value is None else _GPU_RECORDS.value)
     results = {}
     signal.signal(signal.SIGTERM, _stop)
     try:
