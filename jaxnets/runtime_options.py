@@ -160,14 +160,19 @@ def enable_compilation_cache(path: str | None = None) -> str:
     """
     import jax  # pylint: disable=g-import-not-at-top
 
-    path = os.path.expanduser(path or os.path.join("~", ".cache", "jaxnets", "xla",
-                                                   host_fingerprint()))
+    path = os.path.expanduser(path or default_cache_dir())
     os.makedirs(path, exist_ok=True)
     with tempfile.TemporaryFile(dir=path):  # an OSError now, not a warning per program
         pass
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
+
+
+def default_cache_dir() -> str:
+    """~/.cache/jaxnets/xla/<this CPU> (see enable_compilation_cache)."""
+    return os.path.expanduser(os.path.join("~", ".cache", "jaxnets", "xla",
+                                           host_fingerprint()))
 
 
 def use_compilation_cache(where: str) -> None:

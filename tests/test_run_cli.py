@@ -42,18 +42,25 @@ def test_the_default_compilation_cache_in_a_home_that_cannot_be_written_is_a_not
     assert "note: no compilation cache (cannot write in it" in result.stderr
 
 
-def test_a_smoke_run_has_its_own_default_workdir():
+def test_a_smoke_run_has_its_own_default_workdir(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # imagenette not prepared: offline
     assert configs.default_workdir(configs.get("lenet_mnist")) == "runs/lenet_mnist"
     smoke = configs.get("lenet_mnist", {"smoke": True})
     assert configs.default_workdir(smoke) == "runs/lenet_mnist_smoke"
+    assert configs.default_workdir(configs.get("alexnet")) == "runs/alexnet_mnist"
+    assert configs.default_workdir(configs.get("alexnet", {"smoke": True})
+                                   ) == "runs/alexnet_mnist_smoke"  # once "_smoke_smoke"
 
 
-def test_model_list_prints_one_line_per_preset():
+def test_model_list_names_each_preset_and_its_mode_in_the_lecture():
     result = run_cli("--model=list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == list(configs.PRESETS)
-    assert all(len(line.split()) > 3 for line in lines)  # a description, not just a name
+    assert [line.split()[0] for line in lines[::2]] == list(configs.PRESETS)
+    assert all(len(line.split()) > 3 for line in lines[::2])  # a description, not a name
+    modes = [line.split("lecture: ")[1].split(";")[0] for line in lines[1::2]]
+    for mode in ("one to one", "one to many", "many to one", "many to many"):
+        assert any(m.startswith(mode) for m in modes), (mode, modes)  # the lecture's picture
 
 
 def test_model_name_finds_its_config_file_from_any_working_directory(tmp_path):
@@ -148,7 +155,7 @@ def test_custom_factory_starts_from_the_defaults():
 def test_every_preset_documents_its_command(name):
     doc = configs.PRESETS[name].__doc__
     assert f"python -m jaxnets.experiments.run --model={name}" in doc
-    assert "Measured" in doc or "measured" in doc
+    assert "experiments/results.md (generated from the recorded run in experiments/" in doc
 
 
 def test_the_configs_directory_holds_the_presets_and_custom_only():

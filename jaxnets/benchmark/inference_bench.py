@@ -1,7 +1,7 @@
 r"""Inference speed of finished runs: the batch path against one call per input and PyTorch.
 
   python -m jaxnets.benchmark.inference_bench --sentiment=runs/rnn_sentiment \
-      --lenet=runs/lenet_mnist --alexnet=runs/alexnet_smoke
+      --lenet=runs/lenet_mnist --alexnet=runs/alexnet_mnist
 
 Sections (an empty workdir flag skips its own):
   rnn      RT sentences/s of the rnn_sentiment run: the per-call path before issue 18

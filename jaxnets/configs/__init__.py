@@ -1,5 +1,7 @@
 """Presets as config files: one `get_config()` module each, whose docstring's first line is
-its `--model=list` line, followed by the command and the measured result.
+its `--model=list` line, followed by the command and where its result is recorded;
+LECTURE_MODE and DATA name its place in the lecture and its data (`--model=list`, the
+results table of `python -m jaxnets.experiments.record`).
 
     python -m jaxnets.experiments.run --config=jaxnets/configs/rnn_sentiment.py
     python -m jaxnets.experiments.run --model=rnn_sentiment      # the same, shorter
@@ -34,10 +36,13 @@ DEFAULT = "lenet_mnist"  # what `python -m jaxnets.experiments.run` trains witho
 
 
 def describe() -> list[str]:
-    """One line per preset: its name and the first line of its docstring."""
+    """Two lines per preset: its name with the first line of its docstring, and the mode
+    of the lecture's RNN picture it is (one to one, one to many, many to one, many to
+    many) with its data."""
     width = max(map(len, PRESETS))
-    return [f"{name:<{width}}  {module.__doc__.strip().splitlines()[0]}"
-            for name, module in PRESETS.items()]
+    return [line for name, module in PRESETS.items() for line in (
+        f"{name:<{width}}  {module.__doc__.strip().splitlines()[0]}",
+        f"{'':<{width}}  lecture: {module.LECTURE_MODE}; data: {module.DATA}")]
 
 
 def path(name: str) -> str:

@@ -9,16 +9,18 @@ and no GPU to run it in reasonable time.
 Without imagenette, the same command is an honest SMOKE RUN on CPU: AlexNet trains for a
 few dozen steps on the embedded 5k MNIST digits, upscaled to 227x227x3. It proves that
 data, model, loop, checkpoints and reports work together; its accuracy means nothing.
-Measured (smoke, 2-core CPU, 2026-12-01 07:08, the code of commit 67aa380; record in
-experiments/alexnet_smoke/): 40 steps of batch 16 at 43 examples/s, eval on all 1,000
-test digits, 33 s for the whole command
-(59 s at ~23 examples/s before the speed work of issue 7); test accuracy 12.6%, which
-after 40 steps means nothing (20% and 10% in earlier runs).
+This stand-in's preset name is alexnet_mnist (its workdir runs/alexnet_mnist, with
+--config.smoke=True runs/alexnet_mnist_smoke). Result: experiments/results.md (generated from the recorded run in experiments/alexnet_mnist/).
 """
 
 import os
 
 from jaxnets.train.config import default_config
+
+LECTURE_MODE = "one to one (an image -> its class)"
+DATA = ("imagenette (TFDS); offline: 5,000 MNIST digits upscaled to 227x227x3, a smoke run "
+        "whose accuracy means nothing")
+RECORDS = ("alexnet", "alexnet_mnist")  # record folders: with imagenette; offline stand-in
 
 IMAGENETTE = "imagenette/320px-v2"
 
@@ -58,7 +60,7 @@ def get_config():
         c.log_every_steps = 50
         c.checkpoint_every_steps = 500
         return c
-    c.preset = "alexnet_smoke"
+    c.preset = "alexnet_mnist"  # not "_smoke": --config.smoke=True adds that
     c.note = ("SMOKE RUN: imagenette is not prepared, so AlexNet trains briefly on the "
               "embedded MNIST digits upscaled to 227x227x3; this tests the pipeline, "
               "its accuracy means nothing")
