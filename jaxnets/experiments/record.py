@@ -112,9 +112,9 @@ def table() -> list[str]:
     for name, folder in record_dirs():
         module = configs.PRESETS[name]
         record, summary = _read(folder)
-        shown = name if folder == name else f"{name}` (`{folder}`)"
+        shown = f"`{name}`" if folder == name else f"`{name}` (`{folder}`)"
         lines.append(
-            f"| `{shown}` | {module.LECTURE_MODE} | {module.DATA} | {headline(summary)} "
+            f"| {shown} | {module.LECTURE_MODE} | {module.DATA} | {headline(summary)} "
             f"| {_seconds(record['command_seconds'])} | {summary['examples_per_sec']:,.0f} "
             f"| {_load(record['load_before'])} / {_load(record['load_after'])} "
             f"| {record['date'][:10]}, {record['commit'][:7]}"
