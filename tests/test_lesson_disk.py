@@ -89,3 +89,23 @@ def test_every_arm_reports_megabytes_per_second_from_its_bytes_per_example():
         assert row.megabytes_per_sec == pytest.approx(row.examples_per_sec * 788 / 1e6)
     assert all(r.steps == 4 for r in rows)
     assert lesson.disk_epochs == 1 and lesson.storage.file_bytes == 64 * 801
+
+
+def test_the_arms_run_interleaved_and_each_row_is_the_median_repetition(monkeypatch):
+    order = []
+    measure = input_lesson._measure
+    monkeypatch.setattr(input_lesson, "_measure",
+                        lambda name, *a: order.append(name.split(" ")[0]) or measure(name, *a))
+    lesson = input_lesson.run_lesson(lambda batch: None, batch=8, steps=4, examples=64, reps=3)
+    arms = ["disk:", "naive", "RAM", "RAM", "RAM"]
+    assert order == arms + arms[1:] + arms[:1] + arms[2:] + arms[:2]  # the order rotates
+    for row in lesson.rows:
+        assert row.low <= row.examples_per_sec <= row.high and row.steps == 4
+
+
+def test_a_median_row_keeps_the_median_speed_and_stall_and_the_spread():
+    rows = [input_lesson.LessonRow("arm", rate, stall, 10, rate / 1000, rate, rate)
+            for rate, stall in [(300.0, 0.1), (100.0, 0.5), (200.0, 0.2)]]
+    row = input_lesson._median_row(rows)
+    assert (row.examples_per_sec, row.megabytes_per_sec, row.stall) == (200.0, 0.2, 0.2)
+    assert (row.low, row.high) == (100.0, 300.0)

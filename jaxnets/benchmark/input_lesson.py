@@ -2,7 +2,8 @@
 
 One training job (LeNet-5 as in lenet_mnist: batch 32, 28x28 digits padded to 32x32,
 random shifts, normalization) fed five ways, each timed over the same steps, in the
-lecture's order of advice (disk -> RAM -> prefetch -> device prefetch):
+lecture's order of advice (disk -> RAM -> prefetch -> device prefetch), interleaved
+(each repetition runs every arm once, the order rotating; the median repetition is shown):
 
   disk           every epoch read from a TFRecord file on the disk in the training thread,
                  the file dropped from the page cache before each epoch (storage.py), no
@@ -28,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import statistics
 import tempfile
 import time
 
@@ -47,6 +49,8 @@ class LessonRow:
     stall: float
     steps: int
     megabytes_per_sec: float    # examples/s x bytes per example in the arm's source
+    low: float = 0.0            # the slowest and fastest repetition's examples/s
+    high: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,15 +164,17 @@ def prefetched_batches(images, labels, batch: int, steps: int, *, workers: int =
 
 
 def run_lesson(train_step, *, batch: int = 32, steps: int = 200, examples: int = 2048,
-               tiny: bool = False) -> Lesson:
+               reps: int = 5, tiny: bool = False) -> Lesson:
     """The five rows, each over `steps` steps of `train_step(batch_dict)` (which must
     wait for its result, so that time spent computing is not counted as waiting), and
-    the disk arm's file read alone. The files go to a temporary directory: `TMPDIR`
-    picks the disk (the drop cannot work on tmpfs)."""
+    the disk arm's file read alone. The arms run interleaved, `reps` times each in a
+    rotating order; a row is the median repetition (examples/s and stall each), with the
+    slowest and fastest. The files go to a temporary directory: `TMPDIR` picks the disk
+    (the drop cannot work on tmpfs)."""
     from jaxnets.train.placement import prefetch_to_device  # pylint: disable=g-import-not-at-top
 
     if tiny:
-        batch, steps, examples = 8, 4, 64
+        batch, steps, examples, reps = 8, 4, 64, 1
     if examples < batch:
         raise ValueError(f"{examples} examples make no batch of {batch}: give more examples")
     digits = synthetic_digits(examples)
@@ -178,28 +184,40 @@ def run_lesson(train_step, *, batch: int = 32, steps: int = 200, examples: int =
         record_bytes = write_tfrecord(record, *digits)
         npz_bytes = sum(os.path.getsize(p) for p in paths)
         train_step(next(cached_batches(*digits, batch, 1)))  # compile first
-        rows = [_measure("disk: a TFRecord file read every epoch, dropped from the page "
-                         "cache before each (no RAM cache)", disk_batches(record, batch, steps),
-                         train_step, batch, record_bytes / examples),
-                _measure("naive (decode every batch in the training thread)",
-                         naive_batches(paths, batch, steps), train_step, batch,
-                         npz_bytes / examples)]
         loaded = time.perf_counter()
         images, labels = _load_all(paths)
         load_seconds = time.perf_counter() - loaded
         in_ram = (images.nbytes + labels.nbytes) / examples
-        rows.append(_measure(f"RAM cache (decoded once: {load_seconds:.2f} s)",
-                             cached_batches(images, labels, batch, steps), train_step, batch,
-                             in_ram))
-        rows.append(_measure("RAM cache + prefetch by 2 CPU threads",
-                             prefetched_batches(images, labels, batch, steps),
-                             train_step, batch, in_ram))
-        rows.append(_measure("RAM cache + prefetch + device prefetch",
-                             prefetch_to_device(prefetched_batches(images, labels, batch,
-                                                                   steps)),
-                             train_step, batch, in_ram))
+        arms = [  # (row name, the arm's batches, bytes an example takes where it is read)
+            ("disk: a TFRecord file read every epoch, dropped from the page cache before "
+             "each (no RAM cache)", lambda: disk_batches(record, batch, steps),
+             record_bytes / examples),
+            ("naive (decode every batch in the training thread)",
+             lambda: naive_batches(paths, batch, steps), npz_bytes / examples),
+            (f"RAM cache (decoded once: {load_seconds:.2f} s)",
+             lambda: cached_batches(images, labels, batch, steps), in_ram),
+            ("RAM cache + prefetch by 2 CPU threads",
+             lambda: prefetched_batches(images, labels, batch, steps), in_ram),
+            ("RAM cache + prefetch + device prefetch",
+             lambda: prefetch_to_device(prefetched_batches(images, labels, batch, steps)),
+             in_ram)]
+        runs = [[] for _ in arms]
+        for rep in range(reps):
+            for i in [*range(rep % len(arms), len(arms)), *range(rep % len(arms))]:
+                name, batches, per_example = arms[i]
+                runs[i].append(_measure(name, batches(), train_step, batch, per_example))
+        rows = [_median_row(r) for r in runs]
         probe = storage.probe(record, reps=2 if tiny else 5)
     return Lesson(rows, probe, disk_epochs=-(-steps // (examples // batch)))
+
+
+def _median_row(runs: list[LessonRow]) -> LessonRow:
+    """The repetition of median speed, with the stall's median and the speed's spread."""
+    ranked = sorted(runs, key=lambda r: r.examples_per_sec)
+    middle = ranked[len(ranked) // 2]
+    return dataclasses.replace(
+        middle, stall=statistics.median(r.stall for r in runs),
+        low=ranked[0].examples_per_sec, high=ranked[-1].examples_per_sec)
 
 
 def _load_all(paths):
@@ -215,4 +233,5 @@ def _measure(method: str, batches, train_step, batch: int, bytes_per_example: fl
         train_step(item)
         steps += 1
     rate = steps * batch / max(meter.wall_seconds, 1e-9)
-    return LessonRow(method, rate, meter.fraction, steps, rate * bytes_per_example / 1e6)
+    return LessonRow(method, rate, meter.fraction, steps, rate * bytes_per_example / 1e6,
+                     rate, rate)

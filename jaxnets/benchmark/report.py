@@ -202,7 +202,8 @@ def _lesson_lines(lesson) -> list[str]:
     alone gave."""
     lines = ["## Input pipeline lesson (LeNet-5, lenet_mnist's batch and augmentation)", ""]
     lines += _table(["feeding", "examples/s", "MB/s read", "input stall"], [
-        (r.method, _num(r.examples_per_sec), _num(r.megabytes_per_sec, 1), f"{r.stall:.1%}")
+        (r.method, f"{_num(r.examples_per_sec)} ({_num(r.low)}-{_num(r.high)})",
+         _num(r.megabytes_per_sec, 1), f"{r.stall:.1%}")
         for r in lesson.rows])
     probe = lesson.storage
     if probe.resident_after_drop is None:

@@ -254,6 +254,6 @@ def _lesson(options):
         trainer.train_on(batch)
 
     lesson = input_lesson.run_lesson(train, batch=batch_size, tiny=options.tiny,
-                                     steps=options.lesson_steps)
+                                     steps=options.lesson_steps, reps=options.reps)
     trainer.check_finite()
     return lesson
