@@ -8,6 +8,7 @@ import pytest
 
 from jaxnets import configs
 from jaxnets.experiments import record
+from jaxnets.train.config import ConfigError
 
 
 def test_every_preset_has_a_record():
@@ -60,3 +61,27 @@ def test_headline_picks_the_presets_measure():
     assert record.headline(base) == "50.00% test accuracy"
     assert record.headline({**base, "exact_match": 0.901}).startswith("90.1% exact")
     assert record.headline({**base, "bits_per_char": 2.2689}).startswith("2.269 bits/char")
+
+
+@pytest.mark.slow
+def test_a_record_is_the_presets_command_with_its_files_and_the_tables_follow(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(record, "RECORDS", str(tmp_path / "experiments"))
+    monkeypatch.setattr(record, "RESULTS_MD", str(tmp_path / "experiments" / "results.md"))
+    monkeypatch.setattr(record, "README", str(tmp_path / "README.md"))
+    (tmp_path / "README.md").write_text("# x\n")
+    folder = record.record("rnn_translate", "a" * 40, True, keep_runs=str(tmp_path / "runs"))
+    out = tmp_path / "experiments" / folder
+    assert {"summary.json", "config.json", "train.log", "record.json"} <= set(os.listdir(out))
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["command"] == "python -m jaxnets.experiments.run --model=rnn_translate"
+    assert rec["commit"] == "a" * 40 and rec["command_seconds"] > 0
+    with open(out / "summary.json") as f:  # the run's own file, as it wrote it
+        assert f.read() == (tmp_path / "runs" / folder / "summary.json").read_text()
+    record.write_tables()
+    row = record.table()[2]
+    assert row.startswith("| `rnn_translate` |") and "exact" in row
+    assert row in (tmp_path / "README.md").read_text()
+    assert record.record_block(folder) in (out / "README.md").read_text()
+    with pytest.raises(ConfigError, match="exists; give an empty directory"):
+        record.record("rnn_translate", "a" * 40, True, keep_runs=str(tmp_path / "runs"))

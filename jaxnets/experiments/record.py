@@ -270,21 +270,27 @@ def _cache_entries() -> int:
     return len(os.listdir(path)) if os.path.isdir(path) else 0
 
 
-def record(name: str, commit: str, clean: bool) -> str:
-    """Runs preset `name` once and writes its record folder; returns the folder's name."""
+def record(name: str, commit: str, clean: bool, *, max_load: float = 0.0,
+           keep_runs: str = "") -> str:
+    """Runs preset `name` once (after waiting for the load to fall below `max_load`, in
+    `keep_runs` or a temporary directory) and writes its record folder; returns the
+    folder's name."""
     config = configs.get(name)
     folder = config.preset  # alexnet offline is alexnet_mnist
     command = f"python -m jaxnets.experiments.run --model={name}"
-    _wait_for_load(_MAX_LOAD.value)
+    _wait_for_load(max_load)
     with tempfile.TemporaryDirectory(prefix="jaxnets-record-") as tmp:
-        workdir = os.path.join(_KEEP.value or tmp, folder)
+        workdir = os.path.join(keep_runs or tmp, folder)
         if os.path.exists(workdir):  # a record is a run from its first step
             raise ConfigError(f"--keep_runs: {workdir} exists; give an empty directory")
         cached = _cache_entries()
         load_before = os.getloadavg()
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jaxnets.experiments.run", f"--model={name}",
-                        f"--workdir={workdir}"], cwd=ROOT, check=True)
+        status = subprocess.run([sys.executable, "-m", "jaxnets.experiments.run",
+                                 f"--model={name}", f"--workdir={workdir}"], cwd=ROOT).returncode
+        if status:  # the run said why; the records already written stay as they are
+            raise SystemExit(f"error: {command} exited with status {status}: no record "
+                             f"for {name}")
         seconds = time.perf_counter() - start
         load_after = os.getloadavg()
         out = os.path.join(RECORDS, folder)
@@ -316,7 +322,7 @@ def main(argv) -> int:
                               "or pass --allow_dirty")
         for name in names:
             print(f"recording {name} (load {os.getloadavg()[0]:.2f})", flush=True)
-            record(name, commit, clean)
+            record(name, commit, clean, max_load=_MAX_LOAD.value, keep_runs=_KEEP.value)
     write_tables()
     print(f"wrote {os.path.relpath(RESULTS_MD, ROOT)}, README.md's results table and the "
           "record blocks")
