@@ -142,8 +142,8 @@ def _split(data_dir, name, split):
 
 def digits(data_dir, **kwargs):
     """(tf.data Dataset, ArrayData of the same rows as the tf.data path preprocesses them)."""
-    from jaxnets.data import catalog, images
-    mean, std = images.channel_stats(catalog.spec_for("mnist5k"), 1)
+    from jaxnets.data import catalog
+    mean, std = catalog.spec_for("mnist5k").channel_stats(1)
 
     def arrays(split):
         raw = _split(data_dir, "mnist5k", split)

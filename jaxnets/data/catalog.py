@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from jaxnets import cli
 
 MNIST_STATS = ((0.1307,), (0.3081,))           # mean, std of x/255 over MNIST's train split
@@ -37,6 +39,15 @@ class DatasetSpec:
     distort: bool = False        # small rotations and scalings keep it too (handwriting)
     probe_url: str = ""          # checked with a short timeout before a public download
     alternative: str = ""        # the embedded dataset to use when offline
+
+    def channel_stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and std (of x/255) for `channels`, averaged if the run changed
+        the number of channels (training and inference both normalize with these)."""
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if mean.size != channels:
+            mean, std = (np.full(channels, mean.mean(), np.float32),
+                         np.full(channels, std.mean(), np.float32))
+        return mean, std
 
 
 _SPECS = [

@@ -42,7 +42,7 @@ def make_source(builder, spec: catalog.DatasetSpec, train: tfds_io.Shard,
         return tfds_io.read_shard(builder, shard).map(example,
                                                       num_parallel_calls=tf.data.AUTOTUNE)
 
-    mean, std = channel_stats(spec, target[-1])
+    mean, std = spec.channel_stats(target[-1])
     # Read whole at the first evaluation, not with tf.data's cache(): a cut evaluation
     # (smoke runs, the peek of a resumed run) would leave that cache partial, discarded
     # with a warning, and the split read again next time.
@@ -113,15 +113,6 @@ def match_channels(image, channels: int):
     if (have, channels) == (3, 1):
         return tf.image.rgb_to_grayscale(image)
     raise ValueError(f"cannot turn {have}-channel images into {channels}-channel ones")
-
-
-def channel_stats(spec: catalog.DatasetSpec, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (of x/255) for `channels`, averaged if channels changed."""
-    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
-    if mean.size != channels:
-        mean, std = np.full(channels, mean.mean(), np.float32), np.full(channels, std.mean(),
-                                                                         np.float32)
-    return mean, std
 
 
 def finish(batch, *, mean: np.ndarray, std: np.ndarray):

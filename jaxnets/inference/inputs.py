@@ -181,18 +181,6 @@ def fit_image(img, target: tuple[int, int, int]) -> np.ndarray:
     return np.asarray(img, np.uint8).reshape(height, width, channels)
 
 
-def image_stats(dataset: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training's per-channel (mean, std) of x/255 for `dataset` (jaxnets/data/catalog.py),
-    averaged over channels where the run changed their number."""
-    from jaxnets.data import catalog  # pylint: disable=g-import-not-at-top
-    spec = catalog.spec_for(dataset)
-    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
-    if mean.size != channels:
-        mean, std = np.full(channels, mean.mean(), np.float32), np.full(channels, std.mean(),
-                                                                         np.float32)
-    return mean, std
-
-
 def read_strip(path: str, shape: tuple) -> np.ndarray:
     """A picture of white-on-black digits as <float32>[H, W, 1] in [0, 1], scaled to height
     H and padded with black on the right to width W (or squeezed if wider)."""

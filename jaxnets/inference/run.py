@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.data import sequence_tasks
+from jaxnets.data import catalog, sequence_tasks
 from jaxnets.inference import inputs, programs
 
 SENTIMENT_NAMES = ("negative", "positive")
@@ -94,9 +94,8 @@ class Run:
             return programs.classify_text(self.module)
         if task == "classify_images":
             shape = self.sizes["input_shape"]
-            return programs.classify_images(self.module,
-                                            *inputs.image_stats(self.config["dataset"],
-                                                                shape[-1]))
+            stats = catalog.spec_for(self.config["dataset"]).channel_stats(shape[-1])
+            return programs.classify_images(self.module, *stats)
         if task == "translate":
             return programs.translate(self.module, self.translation_length())
         if task == "caption":
