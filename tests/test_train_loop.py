@@ -1,5 +1,6 @@
 """The loop end to end on tiny in-memory data: reports, exact resume, NaN guard, custom models."""
 
+import glob
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from jaxnets.train import ArrayData, ConfigError, NonFiniteError, fit
 from jaxnets.train.checkpoint import saved_steps
+from jaxnets.train.reporting import Reporter
 from jaxnets.train.rundir import RunDir
 
 CONFIG = {"num_epochs": 3, "log_every_steps": 4, "checkpoint_every_steps": 5,
@@ -476,3 +478,29 @@ def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
             "if importlib.util.find_spec('torch'):  # installed: still importable afterwards\n"
             "    import torch; torch.zeros(1)\n")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+
+
+def test_tensorboard_events_hold_the_scalars_and_a_resume_purges_after_its_checkpoint(
+        tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    run = RunDir(str(tmp_path), primary=True)
+    first = Reporter(run, "run", progress=False)
+    first.record(4, "train", {"loss": 0.5, "epoch": 1.0})
+    first.record(8, "eval", {"accuracy": 0.75})
+    first.close()
+    resumed = Reporter(run, "run", start_step=4, progress=False)  # in the same second
+    resumed.record(8, "train", {"loss": 0.25})
+    resumed.close()
+    files = sorted(glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*")))
+    assert len(files) == 2  # the resume made its own file
+    scalars, starts = [], []
+    for path in files:
+        for raw in tf.data.TFRecordDataset(path):
+            event = Event.FromString(raw.numpy())
+            scalars += [(event.step, v.tag, round(v.simple_value, 4)) for v in event.summary.value]
+            if event.session_log.status == SessionLog.START:
+                starts.append(event.step)
+    assert scalars == [(4, "train/loss", 0.5), (8, "eval/accuracy", 0.75),
+                       (8, "train/loss", 0.25)]  # no epoch scalar: it is the x axis
+    assert starts == [5]  # TensorBoard hides the first run's events from step 5 on

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
+import time
 
 from jaxnets.import_guard import without_module
 
@@ -147,15 +149,49 @@ def _installed(package: str) -> bool:
         return False
 
 
-def _event_writer(run, start_step: int):
-    """tensorboardX's SummaryWriter on the run's tensorboard/ (a fresh run drops old events;
-    a resumed one purges those after its checkpoint)."""
-    with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
-        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
-    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
-    return SummaryWriter(run.tensorboard_dir(fresh=not start_step),
-                         purge_step=start_step + 1 if start_step else None)
+def _event_writer(run, start_step: int) -> "_Events":
+    """TensorBoard events on the run's tensorboard/ (a fresh run drops old events; a resumed
+    one purges those after its checkpoint)."""
+    return _Events(run.tensorboard_dir(fresh=not start_step),
+                   purge_step=start_step + 1 if start_step else None)
+
+
+class _Events:
+    """TensorBoard scalars written by the calling thread, with tensorboardX's own event
+    file writer and protos. Its SummaryWriter writes from a worker thread: on a full disk
+    that thread printed its own traceback and died, and its bounded queue then blocked the
+    loop; here the loop's write fails, and fit says so in one line (loop.py)."""
+
+    def __init__(self, logdir: str, purge_step: int | None):
+        with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
+            # pylint: disable=g-import-not-at-top
+            from tensorboardX import summary
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event, SessionLog
+        # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
+        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+        os.makedirs(logdir, exist_ok=True)
+        self._scalar, self._event = summary.scalar, Event
+        # The file is named by the second it was made in (and opened "wb"): the nanoseconds
+        # keep a resume within that second from overwriting the events before it.
+        self._writer = EventsWriter(os.path.join(logdir, "events"),  # writes the header
+                                    filename_suffix=f".{time.time_ns() % 10**9:09d}")
+        if purge_step is not None:  # TensorBoard hides the events at and after it
+            for event in (Event(step=purge_step, file_version="brain.Event:2"),  # as
+                          Event(step=purge_step, session_log=SessionLog(  # SummaryWriter
+                              status=SessionLog.START))):
+                event.wall_time = time.time()
+                self._writer.write_event(event)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self._writer.write_event(self._event(summary=self._scalar(tag, value), step=step,
+                                             wall_time=time.time()))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def summary_line(s: dict) -> str:
