@@ -4,6 +4,7 @@ images with one line per input (or one line of error, exit 2)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -271,3 +272,107 @@ def test_a_lenet_run_classifies_image_files_as_it_evaluated(tmp_path):
     bad = predict(workdir, "--image", str(folder))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "cannot read" in bad.stderr and "broken.png as an image" in bad.stderr
+
+
+# -- frame classification (rnn_video) -------------------------------------------------------
+
+
+def frame_run(max_batch=4):
+    from jaxnets.models import MODELS
+    module = MODELS["rnn_frame_classifier"](num_classes=11, input_shape=(6, 28, 28, 1),
+                                            embed_dim=8, hidden_size=8, conv_channels=(4, 4))
+    return in_memory_run(module, (np.zeros((1, 6, 28, 28, 1), np.float32), np.ones(1, np.int32)),
+                         None, {"input_shape": (6, 28, 28, 1), "num_classes": 11},
+                         max_batch=max_batch)
+
+
+def test_clips_batched_equal_one_at_a_time_and_the_plain_model():
+    run = frame_run(max_batch=4)
+    rng = np.random.default_rng(0)
+    clips = [rng.random((length, 28, 28, 1), np.float32) for length in (3, 9, 5)]
+    batched = run.classify_clips(clips)
+    frames, lengths = programs.pad_clips([clip[:6] for clip in clips], (6,))
+    plain = np.asarray(jax.nn.softmax(run.module.apply({"params": run.params}, frames,
+                                                       lengths)))
+    for clip, prediction, probs, length in zip(clips, batched, plain, lengths):
+        (alone,) = run.classify_clips([clip])
+        assert alone.answer == prediction.answer and alone.truncated == (len(clip) > 6)
+        np.testing.assert_allclose(alone.probability, prediction.probability, rtol=1e-5)
+        probs = probs[:length]
+        assert prediction.answer == " ".join(dv_name(c) for c in probs.argmax(-1))
+        np.testing.assert_allclose([p for _, p in prediction.frames], probs.max(-1), rtol=1e-5)
+        np.testing.assert_allclose(prediction.probability, np.prod(probs.max(-1)), rtol=1e-4)
+    with pytest.raises(ValueError, match=r"clip 2 has shape \(4, 28, 28\): give frames"):
+        run.classify_clips([clips[0], np.zeros((4, 28, 28))])
+
+
+def dv_name(class_id):
+    from jaxnets.data.digit_video import CLASS_NAMES
+    return CLASS_NAMES[class_id]
+
+
+def test_a_clip_is_read_from_npy_or_a_directory_of_frames_and_checked(tmp_path):
+    from PIL import Image
+    frames = (np.arange(3 * 28 * 28) % 256).astype(np.uint8).reshape(3, 28, 28)
+    np.save(tmp_path / "a.npy", frames)
+    (tmp_path / "dir").mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "dir" / f"{t:02d}.png")
+    expected = frames[..., None] / np.float32(255)
+    for path in (tmp_path / "a.npy", tmp_path / "dir"):
+        np.testing.assert_array_equal(inputs.read_clip(str(path), (28, 28, 1)), expected)
+    np.save(tmp_path / "f.npy", expected)  # floats in [0, 1] as they are
+    np.testing.assert_array_equal(inputs.read_clip(str(tmp_path / "f.npy"), (28, 28, 1)),
+                                  expected)
+    for name, array, message in [("big.npy", expected * 2, "values outside"),
+                                 ("shape.npy", frames[:, :20], "shape (3, 20, 28): give"),
+                                 ("empty.npy", frames[:0], "shape (0, 28, 28): give")]:
+        np.save(tmp_path / name, array)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            inputs.read_clip(str(tmp_path / name), (28, 28, 1))
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ValueError, match="cannot read .*text.npy as a .npy array"):
+        inputs.read_clip(str(tmp_path / "text.npy"), (28, 28, 1))
+    with pytest.raises(ValueError, match="neither a .npy file nor a directory"):
+        inputs.clip_paths([str(tmp_path / "missing.npy")])
+
+
+def test_a_frame_run_is_not_exported_but_named_to_predict(tmp_path):
+    from jaxnets.inference import export
+    run = frame_run()
+    run.config.update(preset="rnn_video", model="rnn_frame_classifier")
+    with pytest.raises(ValueError, match="export serves .*predict --clip"):
+        export.write(run, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_predict_classifies_the_frames_of_clips_as_the_run_evaluates(tmp_path):
+    import data_fixtures
+    from jaxnets import configs, data
+    from jaxnets.train import train_and_evaluate
+    data_dir = data_fixtures.prepared_data_dir()
+    workdir = str(tmp_path / "video")
+    config = configs.get("rnn_video", {"smoke": True, "progress": False, "data_dir": data_dir})
+    state = train_and_evaluate(config, workdir).state
+    test = data.get_dataset("digit_video", batch_size=8, eval_batch_size=8,
+                            data_dir=data_dir).eval
+    paths = []
+    for i in range(3):
+        frames = test["image"][i, :test["lengths"][i]]
+        paths.append(str(tmp_path / f"clip{i}.npy"))
+        np.save(paths[-1], frames)
+    logits = state.model.module.apply({"params": state.params}, test["image"][:3],
+                                      test["lengths"][:3])
+    out = tmp_path / "frames.jsonl"
+    done = predict(workdir, "--clip", *paths, f"--output={out}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for i, record in enumerate(records):
+        length = int(test["lengths"][i])
+        expected = [dv_name(c) for c in np.asarray(logits[i, :length]).argmax(-1)]
+        assert record["input"] == paths[i] and record["answer"].split() == expected
+        assert [name for name, _ in record["frames"]] == expected
+    bad = predict(workdir, "--clip", paths[0], str(tmp_path / "frames.jsonl"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "frames.jsonl is neither a .npy file nor a directory" in bad.stderr

@@ -9,13 +9,15 @@ r"""Use a finished run: classify sentences or images, translate numbers, caption
   python -m jaxnets.experiments.predict --workdir=runs/rnn_captions --image=strip.png
   python -m jaxnets.experiments.predict --workdir=runs/rnn_captions --eval_example=7 --write_png=strip.png
   python -m jaxnets.experiments.predict --workdir=runs/rnn_charlm --sample=3
+  python -m jaxnets.experiments.predict --workdir=runs/rnn_video --clip clip.npy frames/
 
 One question gets one answer (`positive (71.4%)`). A file (--input_file, one text or number
-per line, '-' for standard input) or several images get one line per input on stdout,
+per line, '-' for standard input), several images or clips get one line per input on stdout,
 `input<TAB>answer<TAB>probability` (then `<TAB>class<TAB>probability` for each further
 class of --top_k), or, with --output=PATH, one JSON object per line in PATH: {"input",
-"line" (files), "answer", "probability", "top" (classifiers), "truncated" (text)}, written
-whole or not at all. Every answer is computed by the batch path (jaxnets/inference/).
+"line" (files), "answer", "probability", "top" (classifiers), "frames" (clips: each
+frame's [class, probability]), "truncated" (text, clips)}, written whole or not at all.
+A clip's answer is its frames' classes, its probability that of the whole labelling. Every answer is computed by the batch path (jaxnets/inference/).
 
 What the inputs may be (jaxnets/inference/inputs.py): UTF-8 lines, empty ones skipped
 with a note; texts longer than the run's max_length are cut to it as in training, with a
@@ -47,6 +49,10 @@ _IMAGE = flags.DEFINE_multi_string(
     "image", None, "Image files or directories of them: digits to classify (lenet_mnist, "
     "alexnet runs) or strips of 1-4 white-on-black digits to caption (rnn_captions). More "
     "paths may follow as arguments: --image a.png b.png.")
+_CLIP = flags.DEFINE_multi_string(
+    "clip", None, "Clips whose every frame to classify (rnn_video runs): .npy files of "
+    "frames [T, H, W] or [T, H, W, C], or directories of frame images (sorted by name). "
+    "More paths may follow as arguments: --clip a.npy b.npy.")
 _EVAL_EXAMPLE = flags.DEFINE_integer("eval_example", None,
                                      "Caption test strip K of the run's dataset.")
 _WRITE_PNG = flags.DEFINE_string("write_png", None, "With --eval_example: save the strip here.")
@@ -69,7 +75,7 @@ _COMPILATION_CACHE = flags.DEFINE_string(
 QUESTIONS = {  # the run's task -> the flags that ask it
     "classify_text": ("text", "input_file"), "translate": ("number", "input_file"),
     "classify_images": ("image",), "caption": ("image", "eval_example"),
-    "sample": ("sample",)}
+    "sample": ("sample",), "classify_frames": ("clip",)}
 
 
 def main(argv):
@@ -101,14 +107,14 @@ def _asked(extra: list[str]) -> str:
     """The one question the flags ask; usage errors before anything loads."""
     given = {"text": _TEXT.value, "input_file": _INPUT_FILE.value, "number": _NUMBER.value,
              "image": _IMAGE.value, "eval_example": _EVAL_EXAMPLE.value,
-             "sample": _SAMPLE.value}
+             "sample": _SAMPLE.value, "clip": _CLIP.value}
     given = [k for k, v in given.items() if v is not None]
-    if extra and given != ["image"]:
+    if extra and given not in (["image"], ["clip"]):
         raise ValueError(f"unexpected arguments {extra}; use --flag=value (only --image "
-                         "takes more paths as arguments)")
+                         "and --clip take more paths as arguments)")
     if len(given) != 1:
         raise ValueError("give exactly one of --text, --input_file, --number, --image, "
-                         "--eval_example, --sample")
+                         "--eval_example, --sample, --clip")
     if not _TEMPERATURE.value > 0 or _TEMPERATURE.value == float("inf"):  # NaN fails too
         raise ValueError(f"--temperature={_TEMPERATURE.value}: give a finite number > 0")
     if _TEXT.value is not None and not _TEXT.value.strip():
@@ -151,6 +157,16 @@ def _answer(run, inference, asked: str, extra: list[str]) -> list[dict]:
                    if run.task == "classify_images" else run.caption_files(paths))
         single = len(paths) == 1 and not os.path.isdir(_IMAGE.value[0])
         return _stream(answers, progress, table, single, lines=None)
+    if asked == "clip":
+        paths = inputs.clip_paths(_CLIP.value + extra)
+        progress = _Progress(len(paths), run.batch_size())
+        records = _stream(run.classify_clip_files(paths), progress, table, len(paths) == 1,
+                          lines=None)
+        for record in records:
+            if record.get("truncated"):
+                print(f"note: {record['input']}: only its first {run.max_length} frames "
+                      "were classified (the run's clip length)", file=sys.stderr)
+        return records
     return _answer_file(run, inputs, table)
 
 
@@ -195,12 +211,16 @@ def _record(given, prediction) -> dict:
               "probability": prediction.probability}
     if prediction.top:
         record["top"] = [list(pair) for pair in prediction.top]
+    if prediction.frames:
+        record["frames"] = [list(pair) for pair in prediction.frames]
     if prediction.truncated:
         record["truncated"] = True
     return record
 
 
 def _classes(prediction) -> str:
+    if prediction.frames:
+        return " ".join(f"{name} ({p:.0%})" for name, p in prediction.frames)
     if not prediction.top:
         return prediction.answer
     return ", ".join(f"{name} ({p:.1%})" for name, p in prediction.top)

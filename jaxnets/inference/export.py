@@ -29,6 +29,8 @@ from jax import export
 
 from jaxnets.data import sequence_tasks, tokenizer
 
+TASKS = ("classify_text", "classify_images", "translate", "caption", "sample")  # exported
+
 FORMAT = 1  # bump when the files' layout changes
 FILES = ("program.jax", "params.npz", "manifest.json", "serve.py")
 SERVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py")
@@ -151,6 +153,11 @@ def write(run, out: str, *, temperature: float = 0.8, platforms=("cpu",),
     files are written beside it and swapped in at the end, so a failure leaves it as it
     was)."""
     out = os.path.abspath(out)
+    if run.task not in TASKS:
+        raise ValueError(f"{run.workdir} holds a {run.config['model']} run "
+                         f"({run.config['preset']}): export serves {', '.join(TASKS)}; "
+                         "classify its clips with python -m jaxnets.experiments.predict "
+                         "--clip")
     check_out(out)
     exported, fixed = export_program(run, temperature, platforms, batch_size)
     description = manifest(run, exported, fixed, temperature)

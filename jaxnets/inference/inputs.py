@@ -19,6 +19,11 @@ answer, so a missing or unreadable file is named first. `fit_image` is training'
 then a picture at most 25% smaller than the model's input on both sides is padded,
 centred (28x28 digits -> LeNet's 32x32), anything else is scaled to cover the input
 (bilinear, antialiased when shrinking) and its centre cut out.
+
+Clips (frame classifiers): a .npy file of frames <[T, H, W]> or <[T, H, W, C]> at the
+run's frame size, uint8 (0..255) or float in [0, 1]; or a directory whose images, sorted
+by name, are the frames, each fitted by `fit_image`. Every clip is read and checked
+before any answer.
 """
 
 from __future__ import annotations
@@ -139,6 +144,43 @@ def image_paths(given: list[str]) -> list[str]:
         with open_image(path):
             pass
     return paths
+
+
+def clip_paths(given: list[str]) -> list[str]:
+    """The clips `given` names (each a .npy file or a directory of frames), checked to
+    exist before anything runs."""
+    for path in given:
+        if not (os.path.isdir(path) or (path.endswith(".npy") and os.path.isfile(path))):
+            raise ValueError(f"--clip={path} is neither a .npy file nor a directory of frame "
+                             "images: give one of them per clip")
+    return list(given)
+
+
+def read_clip(path: str, frame: tuple[int, int, int]) -> np.ndarray:
+    """The clip at `path` as <float32>[T, H, W, C] in [0, 1] (see the module docstring);
+    a ValueError naming the file and what is wrong with it."""
+    if os.path.isdir(path):
+        files = image_paths([path])  # sorted by name: the frames' order
+        return np.stack([load_image(f, lambda img: fit_image(img, frame)) for f in files]
+                        ).astype(np.float32) / 255.0
+    try:
+        frames = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path} as a .npy array ({e}): give frames saved with "
+                         "numpy.save") from None
+    given = frames.shape
+    if frames.ndim == 3 and frame[-1] == 1:
+        frames = frames[..., None]
+    if frames.ndim != 4 or tuple(frames.shape[1:]) != frame or not len(frames):
+        raise ValueError(f"{path} holds an array of shape {given}: give frames "
+                         f"[T >= 1, {', '.join(map(str, frame))}] (the run's frame size)")
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float32) / 255.0
+    if not np.issubdtype(frames.dtype, np.floating) or not (
+            np.isfinite(frames).all() and 0 <= frames.min() and frames.max() <= 1):
+        raise ValueError(f"{path} holds {frames.dtype} values outside [0, 1]: give uint8 "
+                         "0..255 or floats in [0, 1]")
+    return frames.astype(np.float32)
 
 
 def open_image(path: str):

@@ -3,6 +3,8 @@ once per run and called on bucketed shapes; the same program is what `export.py`
 
     classify_text    (params, tokens i32[B, T], lengths i32[B])  -> probs f32[B, C]
     classify_images  (params, images u8[B, H, W, C])              -> probs f32[B, C]
+    classify_frames  (params, frames f32[B, T, H, W, C] in [0, 1], lengths i32[B])
+                                                                  -> probs f32[B, T, C]
     translate        (params, source i32[B, S], lengths i32[B])   -> (ids i32[B, L], prob f32[B])
     caption          (params, image f32[B, H, W, C] in [0, 1])    -> (ids i32[B, L], prob f32[B])
     sample           (params, seeds i32[B])                       -> ids i32[B, L]
@@ -12,8 +14,8 @@ rows (tokens 0, length 0) up to its batch bucket, and text is right-padded with 
 to its width bucket; the models mask padded steps (a padded step leaves the RNN's state
 as it was), so an example's answer does not depend on what it was batched with. Buckets:
 rows are the next power of two up to `max_batch`, widths the next of 8, 16, 32, ... below
-the run's max_length, and max_length itself; texts are sorted by length first, so a
-chunk's width is that of its own longest text. A 48-token run thus has at most 4 widths
+the run's max_length, and max_length itself (for clips: frames); texts and clips are sorted
+by length first, so a chunk's width is that of its own longest one. A 48-token run thus has at most 4 widths
 and log2(max_batch) + 1 row counts: a bounded set of programs, each compiled once (and
 kept in JAX's persistent compilation cache when the caller turns it on).
 
@@ -54,6 +56,18 @@ def width_buckets(max_length: int) -> tuple[int, ...]:
     return (*widths, max_length)
 
 
+def pad_clips(clips: Sequence[np.ndarray], widths: tuple[int, ...],
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(frames f32[N, w, H, W, C] zero after each clip's end, lengths i32[N]), w the
+    smallest width that holds the longest clip (each at most widths[-1] frames)."""
+    lengths = np.fromiter(map(len, clips), np.int32, len(clips))
+    width = next(w for w in widths if w >= int(lengths.max(initial=0)))
+    frames = np.zeros((len(clips), width, *clips[0].shape[1:]), np.float32)
+    for row, clip in enumerate(clips):
+        frames[row, :len(clip)] = clip
+    return frames, lengths
+
+
 def pad_sequences(sequences: Sequence[Sequence[int]], widths: tuple[int, ...],
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(tokens i32[N, w] right-padded with 0, lengths i32[N]), w the smallest width that
@@ -82,6 +96,13 @@ def classify_images(module, mean, std) -> Callable:
     def program(params, images):
         x = (images.astype(jnp.float32) / 255.0 - mean) / std
         logits = module.apply({"params": params}, x)
+        return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return program
+
+
+def classify_frames(module) -> Callable:
+    def program(params, frames, lengths):
+        logits = module.apply({"params": params}, frames, lengths)
         return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return program
 

@@ -5,6 +5,7 @@
     run.classify_batch(texts)                             # [Prediction, ...], same answers
     load_run("runs/rnn_translate").translate("1234")      # 'one thousand two hundred ...'
     load_run("runs/lenet_mnist").classify_image_files(["7.png"], top_k=3)
+    load_run("runs/rnn_video").classify_clip_files(["clip.npy", "frames/"])
 
 The single-example helpers are the batch methods on a batch of one, so their answers
 are the batch's (tests/test_inference.py checks it).
@@ -19,13 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.data import catalog, sequence_tasks
+from jaxnets.data import catalog, digit_video, sequence_tasks
 from jaxnets.inference import inputs, programs
 
 SENTIMENT_NAMES = ("negative", "positive")
 TASKS = {  # the kind of answer -> the Flax modules that give it (jaxnets.models)
     "classify_text": "RNNClassifier", "classify_images": "SequentialCNN",
-    "translate": "Seq2Seq", "caption": "RNNCaptioner", "sample": "RNNLanguageModel"}
+    "translate": "Seq2Seq", "caption": "RNNCaptioner", "sample": "RNNLanguageModel",
+    "classify_frames": "RNNFrameClassifier"}
 CAPTION_LENGTH = 6     # a caption's words at most (4 digits) + EOS + one spare, as trained
 DEFAULT_BATCH = 256
 LARGE_IMAGE_BATCH = 32  # images above 64x64x3 (AlexNet's 227x227x3): 32 per call
@@ -35,12 +37,15 @@ Progress = Callable[[int], None]
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """One answer: `probability` is the model's for `answer` (a class, or the whole
-    generated sequence); `top` the k most likely classes of a classifier, best first;
-    `truncated`: the input was cut to the run's max_length."""
+    generated sequence, or every frame's class); `top` the k most likely classes of a
+    classifier, best first; `frames` each frame's class and probability (a frame
+    classifier; `answer` joins the classes); `truncated`: the input was cut to the run's
+    max_length (tokens, characters, or frames)."""
     answer: str
     probability: float | None
     top: tuple[tuple[str, float], ...] = ()
     truncated: bool = False
+    frames: tuple[tuple[str, float], ...] = ()
 
 
 @dataclasses.dataclass
@@ -61,7 +66,7 @@ class Run:
 
     @property
     def task(self) -> str:
-        """classify_text, classify_images, translate, caption or sample."""
+        """classify_text, classify_images, translate, caption, sample or classify_frames."""
         kind = type(self.module).__name__
         for task, module in TASKS.items():
             if kind == module:
@@ -72,13 +77,16 @@ class Run:
 
     @property
     def max_length(self) -> int:
-        """Tokens (or characters) per input as trained: longer inputs are cut to it."""
+        """Tokens (characters, frames) per input as trained: longer inputs are cut to it."""
         return int(self.sizes["input_shape"][0])
 
     def class_names(self) -> list[str]:
         count = int(self.sizes["num_classes"])
-        return list(SENTIMENT_NAMES) if self.task == "classify_text" and count == 2 \
-            else [str(i) for i in range(count)]
+        if self.task == "classify_text" and count == 2:
+            return list(SENTIMENT_NAMES)
+        if self.task == "classify_frames" and count == len(digit_video.CLASS_NAMES):
+            return list(digit_video.CLASS_NAMES)
+        return [str(i) for i in range(count)]
 
     def batch_size(self) -> int:
         if self.max_batch:
@@ -100,6 +108,8 @@ class Run:
             return programs.translate(self.module, self.translation_length())
         if task == "caption":
             return programs.caption(self.module, CAPTION_LENGTH)
+        if task == "classify_frames":
+            return programs.classify_frames(self.module)
         return programs.sample(self.module, self.max_length, temperature)
 
     def translation_length(self) -> int:
@@ -182,6 +192,46 @@ class Run:
         return [Prediction(names[row[0]], p[0], tuple(zip((names[i] for i in row), p)),
                            bool(truncated[n]) if truncated is not None else False)
                 for n, (row, p) in enumerate(zip(best.tolist(), chosen))]
+
+    def classify_clips(self, clips: Sequence[np.ndarray], *,
+                       progress: Progress | None = None) -> list[Prediction]:
+        """The class of every frame of each clip <float>[T, H, W, C] in [0, 1] (frames as
+        the run's frames: `inputs.read_clip`), batched by length. A clip longer than the
+        run's frames is cut to them, as training cut it, and marked `truncated`. The
+        probability is the product of the frames' (the model's for the whole labelling)."""
+        self._require("classify_frames", "classify the frames of clips")
+        limit, frame = self.max_length, tuple(self.sizes["input_shape"][1:])
+        for i, clip in enumerate(clips):
+            if np.ndim(clip) != 4 or tuple(np.shape(clip)[1:]) != frame or not len(clip):
+                raise ValueError(f"clip {i + 1} has shape {np.shape(clip)}: give frames "
+                                 f"[T >= 1, {', '.join(map(str, frame))}] in [0, 1]")
+        cut = [np.asarray(clip[:limit], np.float32) for clip in clips]
+        order = np.argsort(np.fromiter(map(len, cut), np.int64, len(cut)), kind="stable")
+        widths = programs.width_buckets(limit)
+        (probs,) = self._program()(
+            len(cut), lambda rows: programs.pad_clips([cut[i] for i in rows], widths),
+            order=order, progress=progress)
+        return [self._frame_labels(p[:len(c)], len(clip) > limit)
+                for p, c, clip in zip(probs, cut, clips)]
+
+    def classify_clip_files(self, paths: Sequence[str]) -> Iterator[tuple[str, Prediction]]:
+        """(path, prediction) for each clip: a .npy file of frames or a directory of frame
+        images (`inputs.read_clip`), a batch at a time, in order."""
+        self._require("classify_frames", "classify the frames of clips")
+        frame = tuple(self.sizes["input_shape"][1:])
+        for start in range(0, len(paths), self.batch_size()):
+            chunk = paths[start:start + self.batch_size()]
+            yield from zip(chunk, self.classify_clips(
+                [inputs.read_clip(path, frame) for path in chunk]))
+
+    def _frame_labels(self, probs: np.ndarray, truncated: bool) -> Prediction:
+        names = self.class_names()
+        best = probs.argmax(axis=-1)
+        chosen = probs[np.arange(len(best)), best]
+        frames = tuple((names[c], float(p)) for c, p in zip(best.tolist(), chosen.tolist()))
+        return Prediction(" ".join(name for name, _ in frames),
+                          float(np.exp(np.log(chosen).sum())), truncated=truncated,
+                          frames=frames)
 
     # -- generation ----------------------------------------------------------------------
 
