@@ -304,6 +304,10 @@ def test_clips_batched_equal_one_at_a_time_and_the_plain_model():
         np.testing.assert_allclose(prediction.probability, np.prod(probs.max(-1)), rtol=1e-4)
     with pytest.raises(ValueError, match=r"clip 2 has shape \(4, 28, 28\): give frames"):
         run.classify_clips([clips[0], np.zeros((4, 28, 28))])
+    narrow = frame_run(max_batch=1)  # each clip its own chunk, of its own width (4, then 6)
+    done = []
+    in_chunks = narrow.classify_clips(clips, progress=done.append)
+    assert [p.answer for p in in_chunks] == [p.answer for p in batched] and done == [1, 1, 1]
 
 
 def dv_name(class_id):
@@ -321,6 +325,9 @@ def test_a_clip_is_read_from_npy_or_a_directory_of_frames_and_checked(tmp_path):
     expected = frames[..., None] / np.float32(255)
     for path in (tmp_path / "a.npy", tmp_path / "dir"):
         np.testing.assert_array_equal(inputs.read_clip(str(path), (28, 28, 1)), expected)
+    np.save(tmp_path / "i.npy", frames.astype(np.int64))  # integers 0..255: pixel values
+    np.testing.assert_array_equal(inputs.read_clip(str(tmp_path / "i.npy"), (28, 28, 1)),
+                                  expected)
     np.save(tmp_path / "f.npy", expected)  # floats in [0, 1] as they are
     np.testing.assert_array_equal(inputs.read_clip(str(tmp_path / "f.npy"), (28, 28, 1)),
                                   expected)
@@ -334,7 +341,9 @@ def test_a_clip_is_read_from_npy_or_a_directory_of_frames_and_checked(tmp_path):
     with pytest.raises(ValueError, match="cannot read .*text.npy as a .npy array"):
         inputs.read_clip(str(tmp_path / "text.npy"), (28, 28, 1))
     with pytest.raises(ValueError, match="neither a .npy file nor a directory"):
-        inputs.clip_paths([str(tmp_path / "missing.npy")])
+        inputs.clip_paths([str(tmp_path / "missing.npy")], (28, 28, 1))
+    with pytest.raises(ValueError, match="shape.npy holds an array"):  # all read first
+        inputs.clip_paths([str(tmp_path / "a.npy"), str(tmp_path / "shape.npy")], (28, 28, 1))
 
 
 def test_a_frame_run_is_not_exported_but_named_to_predict(tmp_path):

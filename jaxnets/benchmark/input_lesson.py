@@ -212,11 +212,12 @@ def run_lesson(train_step, *, batch: int = 32, steps: int = 200, examples: int =
 
 
 def _median_row(runs: list[LessonRow]) -> LessonRow:
-    """The repetition of median speed, with the stall's median and the speed's spread."""
+    """The repetition of median speed (the lower of the two middle ones for an even count),
+    with the stall's median (the same rule) and the speed's spread."""
     ranked = sorted(runs, key=lambda r: r.examples_per_sec)
-    middle = ranked[len(ranked) // 2]
+    middle = ranked[(len(ranked) - 1) // 2]
     return dataclasses.replace(
-        middle, stall=statistics.median(r.stall for r in runs),
+        middle, stall=statistics.median_low(r.stall for r in runs),
         low=ranked[0].examples_per_sec, high=ranked[-1].examples_per_sec)
 
 

@@ -96,13 +96,15 @@ def measure(name: str, devices: int, reps: int, seconds: float) -> dict:
         described[label] = trainer.strategy.describe()
         streams.append(items)
     compile_s = {}
-    for label, run in runners.items():  # the first call compiles
-        started = time.perf_counter()
-        run(1)
-        compile_s[label] = time.perf_counter() - started
-    calls = {label: timing.steps_for(run, seconds) for label, run in runners.items()}
-    stats = timing.interleaved(runners, calls, reps=reps, warmup=0)
-    _stop(streams)
+    try:
+        for label, run in runners.items():  # the first call compiles
+            started = time.perf_counter()
+            run(1)
+            compile_s[label] = time.perf_counter() - started
+        calls = {label: timing.steps_for(run, seconds) for label, run in runners.items()}
+        stats = timing.interleaved(runners, calls, reps=reps, warmup=0)
+    finally:  # a host thread left inside device_put at exit would abort the process
+        _stop(streams)
     per_call = workload.batch_size * k
     return {"model": name, "what": workload.what, "steps_per_call": k,
             "batch": workload.batch_size, "calls": calls, "strategies": described,

@@ -92,7 +92,11 @@ def read_records(f, count: int) -> list[bytes]:
 
 
 def drop_from_page_cache(path: str) -> None:
-    """Asks the kernel to forget the file's cached pages (clean ones: write_records syncs)."""
+    """Asks the kernel to forget the file's cached pages (clean ones: write_records syncs).
+    Where there is no posix_fadvise (macOS) nothing is dropped, and `probe` reports the
+    pages still cached (mincore) or that it cannot tell."""
+    if not hasattr(os, "posix_fadvise"):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

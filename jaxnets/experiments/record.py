@@ -230,15 +230,10 @@ def _write(path: str, text: str) -> None:
 def machine() -> dict:
     import flax
     import jax
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1).strip()
-        with open("/proc/meminfo") as f:
-            memory = int(re.search(r"MemTotal:\s*(\d+)", f.read()).group(1)) / 2**20
-    except (OSError, AttributeError):
-        memory = 0.0
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory,
+    from jaxnets.benchmark import hardware, timing  # pylint: disable=g-import-not-at-top
+    memory = hardware.cpu_facts()["memory_bytes"]
+    return {"cpu": timing.cpu_model(), "cores": os.cpu_count(),
+            "memory_gib": memory / 2**30 if memory else 0.0,
             "device": ", ".join(sorted({d.device_kind for d in jax.devices()})),
             "python": platform.python_version(), "jax": jax.__version__,
             "flax": flax.__version__}
@@ -280,7 +275,7 @@ def record(name: str, commit: str, clean: bool, *, max_load: float = 0.0,
     command = f"python -m jaxnets.experiments.run --model={name}"
     _wait_for_load(max_load)
     with tempfile.TemporaryDirectory(prefix="jaxnets-record-") as tmp:
-        workdir = os.path.join(keep_runs or tmp, folder)
+        workdir = os.path.join(os.path.abspath(keep_runs) if keep_runs else tmp, folder)
         if os.path.exists(workdir):  # a record is a run from its first step
             raise ConfigError(f"--keep_runs: {workdir} exists; give an empty directory")
         cached = _cache_entries()
@@ -295,6 +290,8 @@ def record(name: str, commit: str, clean: bool, *, max_load: float = 0.0,
         load_after = os.getloadavg()
         out = os.path.join(RECORDS, folder)
         os.makedirs(out, exist_ok=True)
+        if os.path.exists(os.path.join(out, "record.json")):  # no old record beside new files
+            os.remove(os.path.join(out, "record.json"))
         for file in os.listdir(workdir):
             if file in RUN_FILES or file.endswith(".png"):
                 shutil.copy(os.path.join(workdir, file), os.path.join(out, file))
@@ -320,10 +317,14 @@ def main(argv) -> int:
             raise ConfigError("jaxnets/ or pyproject.toml differ from the commit, so a record "
                               "could not say which code made it; commit (or stash) first, "
                               "or pass --allow_dirty")
-        for name in names:
-            print(f"recording {name} (load {os.getloadavg()[0]:.2f})", flush=True)
-            record(name, commit, clean, max_load=_MAX_LOAD.value, keep_runs=_KEEP.value)
-    write_tables()
+        try:
+            for name in names:
+                print(f"recording {name} (load {os.getloadavg()[0]:.2f})", flush=True)
+                record(name, commit, clean, max_load=_MAX_LOAD.value, keep_runs=_KEEP.value)
+        finally:  # the tables follow the records written, even when a later run fails
+            write_tables()
+    else:
+        write_tables()
     print(f"wrote {os.path.relpath(RESULTS_MD, ROOT)}, README.md's results table and the "
           "record blocks")
     return 0

@@ -21,7 +21,7 @@ centred (28x28 digits -> LeNet's 32x32), anything else is scaled to cover the in
 (bilinear, antialiased when shrinking) and its centre cut out.
 
 Clips (frame classifiers): a .npy file of frames <[T, H, W]> or <[T, H, W, C]> at the
-run's frame size, uint8 (0..255) or float in [0, 1]; or a directory whose images, sorted
+run's frame size, integers 0..255 or floats in [0, 1]; or a directory whose images, sorted
 by name, are the frames, each fitted by `fit_image`. Every clip is read and checked
 before any answer.
 """
@@ -146,13 +146,16 @@ def image_paths(given: list[str]) -> list[str]:
     return paths
 
 
-def clip_paths(given: list[str]) -> list[str]:
-    """The clips `given` names (each a .npy file or a directory of frames), checked to
-    exist before anything runs."""
+def clip_paths(given: list[str], frame: tuple[int, int, int]) -> list[str]:
+    """The clips `given` names (each a .npy file or a directory of frames), each read and
+    checked (`read_clip`) before anything runs; they are read again when answered, a
+    batch at a time, so a long list is never held in memory whole."""
     for path in given:
         if not (os.path.isdir(path) or (path.endswith(".npy") and os.path.isfile(path))):
             raise ValueError(f"--clip={path} is neither a .npy file nor a directory of frame "
                              "images: give one of them per clip")
+    for path in given:
+        read_clip(path, frame)
     return list(given)
 
 
@@ -174,12 +177,13 @@ def read_clip(path: str, frame: tuple[int, int, int]) -> np.ndarray:
     if frames.ndim != 4 or tuple(frames.shape[1:]) != frame or not len(frames):
         raise ValueError(f"{path} holds an array of shape {given}: give frames "
                          f"[T >= 1, {', '.join(map(str, frame))}] (the run's frame size)")
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float32) / 255.0
+    if np.issubdtype(frames.dtype, np.integer) and 0 <= frames.min() and frames.max() <= 255:
+        return frames.astype(np.float32) / 255.0  # pixel values, as uint8 holds them
     if not np.issubdtype(frames.dtype, np.floating) or not (
             np.isfinite(frames).all() and 0 <= frames.min() and frames.max() <= 1):
-        raise ValueError(f"{path} holds {frames.dtype} values outside [0, 1]: give uint8 "
-                         "0..255 or floats in [0, 1]")
+        raise ValueError(f"{path} holds {frames.dtype} values outside "
+                         f"{'0..255' if np.issubdtype(frames.dtype, np.integer) else '[0, 1]'}:"
+                         " give integers 0..255 or floats in [0, 1]")
     return frames.astype(np.float32)
 
 

@@ -208,11 +208,15 @@ class Run:
         cut = [np.asarray(clip[:limit], np.float32) for clip in clips]
         order = np.argsort(np.fromiter(map(len, cut), np.int64, len(cut)), kind="stable")
         widths = programs.width_buckets(limit)
-        (probs,) = self._program()(
-            len(cut), lambda rows: programs.pad_clips([cut[i] for i in rows], widths),
-            order=order, progress=progress)
-        return [self._frame_labels(p[:len(c)], len(clip) > limit)
-                for p, c, clip in zip(probs, cut, clips)]
+        answers = [None] * len(cut)
+        for indices, (probs,) in self._program().chunks(  # chunks differ in width
+                len(cut), lambda rows: programs.pad_clips([cut[i] for i in rows], widths),
+                order=order):
+            for i, p in zip(indices, probs):
+                answers[i] = self._frame_labels(p[:len(cut[i])], len(clips[i]) > limit)
+            if progress is not None:
+                progress(len(indices))
+        return answers
 
     def classify_clip_files(self, paths: Sequence[str]) -> Iterator[tuple[str, Prediction]]:
         """(path, prediction) for each clip: a .npy file of frames or a directory of frame

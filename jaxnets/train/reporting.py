@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import time
 
@@ -128,9 +129,11 @@ class Reporter:
     def close(self) -> None:
         if not self.primary:
             return
-        if self.tb is not None:
-            self.tb.close()
-        self.log_file.close()
+        try:
+            if self.tb is not None:
+                self.tb.close()
+        finally:
+            self.log_file.close()
 
 
 def missing_note(missing: list[str]) -> str:
@@ -166,32 +169,40 @@ class _Events:
         with without_module("torch"):  # tensorboardX would import it: 1.4 s (import_guard.py)
             # pylint: disable=g-import-not-at-top
             from tensorboardX import summary
-            from tensorboardX.event_file_writer import EventsWriter
             from tensorboardX.proto.event_pb2 import Event, SessionLog
+            from tensorboardX.record_writer import RecordWriter
         # A NaN/Inf eval loss is said once, by the loop, with its cause; not by tensorboardX.
         logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         os.makedirs(logdir, exist_ok=True)
         self._scalar, self._event = summary.scalar, Event
-        # The file is named by the second it was made in (and opened "wb"): the nanoseconds
-        # keep a resume within that second from overwriting the events before it.
-        self._writer = EventsWriter(os.path.join(logdir, "events"),  # writes the header
-                                    filename_suffix=f".{time.time_ns() % 10**9:09d}")
+        # tensorboardX's file name (events.out.tfevents.<second>.<host>), with the same
+        # moment's nanoseconds after it: a resume within that second gets its own file,
+        # which sorts after the earlier one (the file is opened "wb").
+        now = time.time_ns()
+        self._file = RecordWriter(os.path.join(
+            logdir, f"events.out.tfevents.{now // 10**9}.{socket.gethostname()}."
+                    f"{now % 10**9:09d}"))
+        self._write(Event(file_version="brain.Event:2"))
         if purge_step is not None:  # TensorBoard hides the events at and after it
-            for event in (Event(step=purge_step, file_version="brain.Event:2"),  # as
-                          Event(step=purge_step, session_log=SessionLog(  # SummaryWriter
-                              status=SessionLog.START))):
-                event.wall_time = time.time()
-                self._writer.write_event(event)
+            self._write(Event(step=purge_step, file_version="brain.Event:2"))  # as
+            self._write(Event(step=purge_step, session_log=SessionLog(  # SummaryWriter
+                status=SessionLog.START)))
+
+    def _write(self, event) -> None:
+        event.wall_time = time.time()
+        self._file.write(event.SerializeToString())
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self._writer.write_event(self._event(summary=self._scalar(tag, value), step=step,
-                                             wall_time=time.time()))
+        self._write(self._event(summary=self._scalar(tag, value), step=step))
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._file.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._file.flush()
+        finally:  # closed even when the disk refuses the flush
+            self._file.close()
 
 
 def summary_line(s: dict) -> str:
