@@ -158,7 +158,7 @@ def _answer(run, inference, asked: str, extra: list[str]) -> list[dict]:
         single = len(paths) == 1 and not os.path.isdir(_IMAGE.value[0])
         return _stream(answers, progress, table, single, lines=None)
     if asked == "clip":
-        paths = inputs.clip_paths(_CLIP.value + extra, tuple(run.sizes["input_shape"][1:]))
+        paths = inputs.clip_paths(_CLIP.value + extra, run.frame_shape)
         progress = _Progress(len(paths), run.batch_size())
         records = _stream(run.classify_clip_files(paths), progress, table, len(paths) == 1,
                           lines=None)

@@ -80,6 +80,11 @@ class Run:
         """Tokens (characters, frames) per input as trained: longer inputs are cut to it."""
         return int(self.sizes["input_shape"][0])
 
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """A frame classifier's (H, W, C): what each frame of a clip must be."""
+        return tuple(self.sizes["input_shape"][1:])
+
     def class_names(self) -> list[str]:
         count = int(self.sizes["num_classes"])
         if self.task == "classify_text" and count == 2:
@@ -200,7 +205,7 @@ class Run:
         run's frames is cut to them, as training cut it, and marked `truncated`. The
         probability is the product of the frames' (the model's for the whole labelling)."""
         self._require("classify_frames", "classify the frames of clips")
-        limit, frame = self.max_length, tuple(self.sizes["input_shape"][1:])
+        limit, frame = self.max_length, self.frame_shape
         for i, clip in enumerate(clips):
             if np.ndim(clip) != 4 or tuple(np.shape(clip)[1:]) != frame or not len(clip):
                 raise ValueError(f"clip {i + 1} has shape {np.shape(clip)}: give frames "
@@ -222,11 +227,10 @@ class Run:
         """(path, prediction) for each clip: a .npy file of frames or a directory of frame
         images (`inputs.read_clip`), a batch at a time, in order."""
         self._require("classify_frames", "classify the frames of clips")
-        frame = tuple(self.sizes["input_shape"][1:])
         for start in range(0, len(paths), self.batch_size()):
             chunk = paths[start:start + self.batch_size()]
             yield from zip(chunk, self.classify_clips(
-                [inputs.read_clip(path, frame) for path in chunk]))
+                [inputs.read_clip(path, self.frame_shape) for path in chunk]))
 
     def _frame_labels(self, probs: np.ndarray, truncated: bool) -> Prediction:
         names = self.class_names()

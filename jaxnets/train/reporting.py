@@ -160,8 +160,9 @@ def _event_writer(run, start_step: int) -> "_Events":
 
 
 class _Events:
-    """TensorBoard scalars written by the calling thread, with tensorboardX's own event
-    file writer and protos. Its SummaryWriter writes from a worker thread: on a full disk
+    """TensorBoard scalars written by the calling thread, in tensorboardX's record format
+    and protos (its RecordWriter, Event, summary.scalar). Its SummaryWriter writes from a
+    worker thread: on a full disk
     that thread printed its own traceback and died, and its bounded queue then blocked the
     loop; here the loop's write fails, and fit says so in one line (loop.py)."""
 
