@@ -1,5 +1,6 @@
 """The lecture's recurrence: scan equals the formula, gradients, masking."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -161,6 +162,37 @@ def test_vanilla_scan_equals_the_generic_split_scan(dtype):
     assert dW.dtype == gW.dtype == dtype
     np.testing.assert_allclose(np.asarray(dW, np.float32), np.asarray(gW, np.float32),
                                rtol=2e-2 if dtype == jnp.bfloat16 else 1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
+def test_the_input_projection_is_nn_dense_with_autodiffs_gradient(cell, dtype):
+    """A cell's W_xh (rnn._projection: nn.Dense with `_rows_product`) has nn.Dense's
+    parameters and autodiff's gradients of the plain product: bitwise in float32; in
+    bfloat16 XLA may keep float32 where it rounds the plain product's (excess precision)."""
+    x = jax.random.normal(jax.random.key(1), (7, 5, 3))
+    layer = rnn.make_cell(cell, 4, dtype=dtype)
+    params = layer.init(jax.random.key(2), x, method=layer.project)
+    hidden = {"vanilla": 4, "lstm": 16, "gru": 12}[cell]
+    plain = nn.Dense(hidden, dtype=dtype, bias_init=(layer._bias_init if cell == "lstm"
+                                                      else nn.initializers.zeros))
+    assert jax.tree.map(jnp.shape, params["params"]["W_xh"]) == {"bias": (hidden,),
+                                                                "kernel": (3, hidden)}
+    d_out = jax.random.normal(jax.random.key(3), (7, 5, hidden))
+
+    def grads(apply, p):
+        return jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x).astype(jnp.float32) * d_out),
+                                argnums=(0, 1)))(p, x)
+
+    ours = grads(lambda p, x: layer.apply({"params": {**params["params"], "W_xh": p}}, x,
+                                          method=layer.project), params["params"]["W_xh"])
+    theirs = grads(lambda p, x: plain.apply({"params": p}, x), params["params"]["W_xh"])
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        assert a.dtype == b.dtype
+        if dtype == jnp.float32:
+            assert bool(jnp.array_equal(a, b))
+        else:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-2, atol=2e-2)
 
 
 def test_vanilla_rnn_takes_its_own_scan_and_other_cells_the_generic_one(monkeypatch):

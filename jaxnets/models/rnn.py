@@ -58,6 +58,54 @@ class Recurrence(NamedTuple):
         return self.gates(self.params, carry, xp, self.hidden(carry) @ self.W_hh)
 
 
+def _projection(features: int, dtype, **kwargs) -> nn.Dense:
+    """A cell's W_xh x + b, for every step at once: nn.Dense (its parameters, their
+    initializers and names unchanged), with a product whose gradient is written out."""
+    return nn.Dense(features, dtype=dtype, name="W_xh", dot_general=_projection_dot_general,
+                    **kwargs)
+
+
+def _projection_dot_general(x, kernel, dimension_numbers, precision=None,
+                            preferred_element_type=None):
+    """nn.Dense's x @ kernel through `_rows_product`."""
+    if (dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision is not None
+            or preferred_element_type is not None):
+        raise ValueError(f"_projection_dot_general: nn.Dense's plain product expected, got "
+                         f"{dimension_numbers}, precision={precision}, "
+                         f"preferred_element_type={preferred_element_type}")
+    return _rows_product(x, kernel)
+
+
+def _contract_rows(a, b):
+    """a^T b over all leading axes: <[..., M]>, <[..., N]> -> <[M, N]>. Contracting
+    dimension 0 of the (rows, M) and (rows, N) views runs without copies; XLA:CPU
+    transposes a (T, B, M) stack to (M, T*B) first for the equivalent einsum."""
+    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  no copy
+    return jax.lax.dot_general(rows(a), rows(b), (((0,), (0,)), ((), ())))
+
+
+# The input projection's product. Its gradient is autodiff's (d @ kernel^T; x^T d), the same
+# numbers, but x^T d is `_contract_rows` instead of the product XLA:CPU derives from the
+# transposed dot, which copied d (T*B x G*H) to (G*H, T*B) first. Measured on the 2-core
+# CPU (experiments/benchmarks/rnn_step.md, "Round 11").
+@jax.custom_vjp
+def _rows_product(x, kernel):
+    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _rows_product_fwd(x, kernel):
+    return _rows_product(x, kernel), (x, kernel)
+
+
+def _rows_product_bwd(residuals, d):
+    x, kernel = residuals
+    d_x = jax.lax.dot_general(d, kernel, (((d.ndim - 1,), (1,)), ((), ())))
+    return d_x, _contract_rows(x, d).astype(kernel.dtype)
+
+
+_rows_product.defvjp(_rows_product_fwd, _rows_product_bwd)
+
+
 class VanillaCell(nn.Module):
     """The lecture's cell: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)."""
 
@@ -65,7 +113,7 @@ class VanillaCell(nn.Module):
     dtype: Any = None        # computation dtype (e.g. jnp.bfloat16); params stay float32
 
     def setup(self):
-        self.W_xh = nn.Dense(self.hidden_size, dtype=self.dtype, name="W_xh")  # its bias is b
+        self.W_xh = _projection(self.hidden_size, self.dtype)  # its bias is b
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size,) * 2)
 
     def project(self, x):
@@ -94,8 +142,7 @@ class LSTMCell(nn.Module):
     dtype: Any = None
 
     def setup(self):
-        self.W_xh = nn.Dense(4 * self.hidden_size, dtype=self.dtype, name="W_xh",
-                             bias_init=self._bias_init)
+        self.W_xh = _projection(4 * self.hidden_size, self.dtype, bias_init=self._bias_init)
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size, 4 * self.hidden_size))
 
     def _bias_init(self, key, shape, dtype=jnp.float32):
@@ -131,7 +178,7 @@ class GRUCell(nn.Module):
     dtype: Any = None
 
     def setup(self):
-        self.W_xh = nn.Dense(3 * self.hidden_size, dtype=self.dtype, name="W_xh")
+        self.W_xh = _projection(3 * self.hidden_size, self.dtype)
         self.W_hh = self.param("W_hh", _recurrent_init, (self.hidden_size, 3 * self.hidden_size))
         self.b_hn = self.param("b_hn", nn.initializers.zeros, (self.hidden_size,))
 
@@ -325,9 +372,7 @@ def _vanilla_scan_bwd(residuals, cotangents):
         return (d_before, h_before), dz
 
     (d_h0, _), dz = jax.lax.scan(body, (d_final, final), (h_prev, mask, d_hs), reverse=True)
-    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  (T*B, H), no copy
-    d_W = jax.lax.dot_general(rows(h_prev), rows(dz), (((0,), (0,)), ((), ())))
-    return d_W, d_h0, dz, None
+    return _contract_rows(h_prev, dz), d_h0, dz, None
 
 
 _vanilla_scan.defvjp(_vanilla_scan_fwd, _vanilla_scan_bwd)

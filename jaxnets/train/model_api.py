@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.train.config import ConfigError
+from jaxnets.train.dropout_key import dropout_key
 
 
 def default_inputs(batch) -> tuple:
@@ -98,7 +99,7 @@ class FlaxModel(Model):
     def apply(self, params, model_state, batch, *, train: bool, rng):
         variables = {"params": params, **model_state}
         mutable = list(model_state) if (train and model_state) else False
-        rngs = {"dropout": rng} if rng is not None else None
+        rngs = {"dropout": dropout_key(rng)} if rng is not None else None
         out = self.module.apply(variables, *self.inputs(batch), rngs=rngs,
                                 mutable=mutable, **self._kwargs(train))
         if mutable:
