@@ -2,21 +2,22 @@
 
     python experiments/benchmarks/dropout_bits.py [--reps=9] [--steps_per_call=37]
 
-The training step hands the model fold_in(state.rng, step), a threefry key, and flax's
+The training step computes fold_in(state.rng, step), a threefry key, and flax's
 nn.Dropout draws its mask from it with jax.random.bernoulli. On the CPU, JAX lowers the
 threefry hash as a rolled loop (5 iterations of 4 rounds). The variants, each a typed key
 built from the same raw threefry key (the TrainState's uint32[2] stays as it is):
 
-  threefry     the raw key as the step passes it now
+  threefry     the raw key as a typed threefry key: what the step passed before round 11
   rbg          jax.random.wrap_key_data(<4 words: the key's two threefry children>,
                impl="rbg"): bits from `lax.rng_bit_generator`'s default (Philox on the CPU);
                other masks
   xla_3fry     the same 4 words under a `define_prng_impl` whose bits come from
                `lax.rng_bit_generator(..., algorithm=RNG_THREE_FRY)` (split and fold_in
                threefry's, on each half, as "rbg" does); other masks
-  unrolled     a `define_prng_impl` with threefry's seed, split and fold_in and the same
-               20-round hash written out as one elementwise expression: bitwise the
-               threefry masks (checked here), so nothing a run computes would change
+  unrolled     jaxnets.train.dropout_key: a `define_prng_impl` with threefry's seed, split
+               and fold_in and the same 20-round hash written out as one elementwise
+               expression: bitwise the threefry masks (checked here); what FlaxModel.apply
+               hands a model since round 11
 
 Part 1 times the embedding dropout's mask alone (64 x 200 x 64 values, p = 0.3, applied
 with `where`); part 2 the benchmark's rnn training step (jaxnets/benchmark/workloads.py) with
@@ -38,45 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxnets.train.dropout_key import dropout_key
+
 _THREEFRY = jax.extend.random.threefry_prng_impl
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def _arg(name, default):
     return next((type(default)(a.split("=", 1)[1]) for a in sys.argv[1:]
                  if a.startswith(f"--{name}=")), default)
-
-
-def _rotate_left(x, r):
-    return lax.shift_left(x, np.uint32(r)) | lax.shift_right_logical(x, np.uint32(32 - r))
-
-
-def _hash_2x32(k1, k2, x0, x1):
-    """Threefry-2x32, 20 rounds, as JAX's threefry2x32_p computes it, unrolled."""
-    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x0, x1 = x0 + ks[0], x1 + ks[1]
-    for group in range(5):
-        for r in _ROTATIONS[group % 2]:
-            x0 = x0 + x1
-            x1 = x0 ^ _rotate_left(x1, r)
-        x0 = x0 + ks[(group + 1) % 3]
-        x1 = x1 + ks[(group + 2) % 3] + np.uint32(group + 1)
-    return x0, x1
-
-
-def _unrolled_bits(key, bit_width, shape):
-    """threefry's bits (jax_threefry_partitionable: element i hashes the counter (0, i))."""
-    if (not jax.config.jax_threefry_partitionable or bit_width not in (8, 16, 32)
-            or not shape or math.prod(shape) >= 2 ** 32):
-        return _THREEFRY.random_bits(key, bit_width, shape)
-    count = jnp.zeros(shape, jnp.uint32)
-    stride = 1
-    for dim in reversed(range(len(shape))):
-        count = count + lax.broadcasted_iota(jnp.uint32, shape, dim) * np.uint32(stride)
-        stride *= shape[dim]
-    bits1, bits2 = _hash_2x32(key[0], key[1], jnp.zeros_like(count), count)
-    bits = bits1 ^ bits2
-    return bits if bit_width == 32 else bits.astype(f"uint{bit_width}")
 
 
 def _halves(fn, key, *args):
@@ -91,10 +61,6 @@ def _xla_bits(key, bit_width, shape):
                                  algorithm=lax.RandomAlgorithm.RNG_THREE_FRY)[1]
 
 
-UNROLLED = jax.extend.random.define_prng_impl(
-    key_shape=_THREEFRY.key_shape, seed=_THREEFRY.seed, split=_THREEFRY.split,
-    random_bits=_unrolled_bits, fold_in=_THREEFRY.fold_in, name="threefry_unrolled",
-    tag="fry_u")
 XLA_THREEFRY = jax.extend.random.define_prng_impl(
     key_shape=(4,),
     seed=lambda seed: jnp.tile(_THREEFRY.seed(seed), 2),
@@ -109,10 +75,10 @@ def _four_words(raw):
 
 
 KEYS = {
-    "threefry": lambda raw: raw,
+    "threefry": jax.random.wrap_key_data,
     "rbg": lambda raw: jax.random.wrap_key_data(_four_words(raw), impl="rbg"),
     "xla_3fry": lambda raw: jax.random.wrap_key_data(_four_words(raw), impl=XLA_THREEFRY),
-    "unrolled": lambda raw: jax.random.wrap_key_data(raw, impl=UNROLLED),
+    "unrolled": dropout_key,
 }
 
 
