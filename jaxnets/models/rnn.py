@@ -24,7 +24,8 @@ dh @ W_hh^T per step); dW_hh = sum_t h_{t-1}^T dz_t is then ONE matrix product o
 all steps instead of T small ones accumulated inside the loop. The vanilla cell has
 its own, leaner form of the same (`_vanilla_scan`): one stored state per step instead
 of three arrays, tanh' from that stored state instead of recomputing tanh, and dW_hh
-as a product that contracts the T*B rows in place (no transposed copies).
+as a product that contracts the T*B rows in place (no transposed copies). Every cell's
+input projection is nn.Dense with the same kind of product for dW_xh (`_rows_product`).
 """
 
 from __future__ import annotations
