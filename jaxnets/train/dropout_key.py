@@ -4,13 +4,13 @@
 that is threefry's own seed, split and fold_in, and whose random bits are the same
 Threefry-2x32 hash (20 rounds) of the same counters, written out as one elementwise
 expression. On the CPU, JAX lowers threefry's hash as a rolled loop of 5 iterations, each a
-pass over two arrays of the whole mask's size; XLA:CPU fuses the written-out hash into its
-consumer instead. Every mask, and so every number a run computes, is unchanged
-(tests/test_dropout_key.py compares the bits with threefry's); other backends use threefry's
-own lowering.
+pass over two arrays of the whole mask's size; here the 20 rounds run on each value at
+once, in a loop of two halves. Every mask, and every number a run computes, is unchanged
+(tests/test_dropout_key.py: the bits, and training with either key, bit for bit); other
+backends use threefry's own lowering.
 
 Measured on the 2-core CPU (experiments/benchmarks/rnn_step.md, round 11): the rnn
-workload's step 1.08-1.10x the examples/s (its embedding dropout draws 64 x 200 x 64 values
+workload's step 1.06x the examples/s (its embedding dropout draws 64 x 200 x 64 values
 a step).
 """
 
@@ -48,14 +48,24 @@ def _hash_2x32(k1, k2, x0, x1):
 def _written_out_bits(key, bit_width, shape):
     """threefry's bits under jax_threefry_partitionable: element i (row-major) hashes the
     64-bit counter (0, i); the result is the two output words xor-ed, truncated to
-    bit_width."""
-    count = jnp.zeros(shape, jnp.uint32)
-    stride = 1
-    for dim in reversed(range(len(shape))):
-        count = count + lax.broadcasted_iota(jnp.uint32, shape, dim) * np.uint32(stride)
-        stride *= shape[dim]
-    bits1, bits2 = _hash_2x32(key[0], key[1], jnp.zeros_like(count), count)
-    bits = bits1 ^ bits2
+    bit_width.
+
+    The hash runs inside a loop over two halves of the counters, which writes the bits
+    out, as threefry's rolled loop does: XLA cannot fuse the hash into the bits' users.
+    Written out without the loop, it was fused into each user (the forward and the
+    backward of dropout), and the users' float arithmetic came out arranged differently:
+    a run's numbers moved in the last bits (tests/test_dropout_key.py)."""
+    size = math.prod(shape)
+    half = (size + 1) // 2
+    k1, k2 = key[0], key[1]
+
+    def chunk(i, bits):
+        count = lax.iota(jnp.uint32, half) + (i * half).astype(jnp.uint32)
+        x0, x1 = _hash_2x32(k1, k2, jnp.zeros_like(count), count)
+        return lax.dynamic_update_slice(bits, (x0 ^ x1)[None], (i, 0))
+
+    bits = lax.fori_loop(0, 2, chunk, jnp.zeros((2, half), jnp.uint32))
+    bits = bits.reshape(-1)[:size].reshape(shape)
     return bits if bit_width == 32 else bits.astype(f"uint{bit_width}")
 
 
