@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxnets.models import rnn, rnn_modes
+from jaxnets.models import rnn, rnn_kernels, rnn_modes
 
 
 def _vanilla_params(key, d=3, h=4):
@@ -129,8 +129,8 @@ def test_seq2seq_decoder_starts_from_the_encoders_whole_final_state(cell):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_vanilla_scan_equals_the_generic_split_scan(dtype):
-    """The vanilla cell's own scan (rnn._vanilla_scan) against the form every cell ran
-    before it (rnn._split_scan): padded rows, a non-zero h0, cotangents on the final state
+    """The vanilla cell's own scan (rnn_kernels.vanilla_scan) against the form every cell ran
+    before it (rnn_kernels.split_scan): padded rows, a non-zero h0, cotangents on the final state
     and on every output. The outputs and d h0, d xp are bitwise the same; d W_hh sums the
     T*B rows in another order (float32 rounding)."""
     T, B, H = 9, 5, 6
@@ -143,10 +143,10 @@ def test_vanilla_scan_equals_the_generic_split_scan(dtype):
     d_hs = jax.random.normal(keys[4], (T, B, H))
 
     def fast(W, h0, xp):
-        return rnn._vanilla_scan(W, h0, xp, mask)
+        return rnn_kernels.vanilla_scan(W, h0, xp, mask)
 
     def generic(W, h0, xp):
-        return rnn._split_scan(rnn._vanilla_gates, lambda h: h, W, (), h0, xp, mask)
+        return rnn_kernels.split_scan(rnn._vanilla_gates, lambda h: h, W, (), h0, xp, mask)
 
     def loss(f):
         def value(W, h0, xp):
@@ -167,8 +167,8 @@ def test_vanilla_scan_equals_the_generic_split_scan(dtype):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru"])
 def test_the_input_projection_is_nn_dense_with_autodiffs_gradient(cell, dtype):
-    """A cell's W_xh (rnn._projection: nn.Dense with `_rows_product`) has nn.Dense's
-    parameters and autodiff's gradients of the plain product: bitwise in float32; in
+    """A cell's W_xh (rnn._projection: nn.Dense with `rnn_kernels.rows_product`) has
+    nn.Dense's parameters and autodiff's gradients of the plain product: bitwise in float32; in
     bfloat16 XLA may keep float32 where it rounds the plain product's (excess precision)."""
     x = jax.random.normal(jax.random.key(1), (7, 5, 3))
     layer = rnn.make_cell(cell, 4, dtype=dtype)
@@ -197,9 +197,10 @@ def test_the_input_projection_is_nn_dense_with_autodiffs_gradient(cell, dtype):
 
 def test_vanilla_rnn_takes_its_own_scan_and_other_cells_the_generic_one(monkeypatch):
     calls = []
-    fast, generic = rnn._vanilla_scan, rnn._split_scan
-    monkeypatch.setattr(rnn, "_vanilla_scan", lambda *a: calls.append("vanilla") or fast(*a))
-    monkeypatch.setattr(rnn, "_split_scan", lambda *a: calls.append("split") or generic(*a))
+    fast, generic = rnn_kernels.vanilla_scan, rnn_kernels.split_scan
+    monkeypatch.setattr(rnn_kernels, "vanilla_scan",
+                        lambda *a: calls.append("vanilla") or fast(*a))
+    monkeypatch.setattr(rnn_kernels, "split_scan", lambda *a: calls.append("split") or generic(*a))
     x, mask = jnp.ones((2, 3, 4)), jnp.ones((2, 3), bool)
     for cell in ("vanilla", "lstm", "gru"):
         layer = rnn.RNN(5, cell)

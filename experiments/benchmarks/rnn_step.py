@@ -7,7 +7,7 @@ jaxnets/benchmark/workloads.py), trained by:
 
   after          jaxnets as it is: the loop's Trainer, the preset's 37 steps per call
   before         the same, with the vanilla cell's scan sent through the generic
-                 `_split_scan` (what every cell ran before `_vanilla_scan`; still the
+                 `rnn_kernels.split_scan` (what every cell ran before `vanilla_scan`; still the
                  LSTM's and GRU's form), traced under a patch, so both compile in one process
   keras          Keras 3 on the JAX backend, `model.fit` (jaxnets/benchmark/keras_side.py)
   torch          PyTorch eager (jaxnets/benchmark/torch_side.py)
@@ -35,22 +35,22 @@ def _arg(name, default):
 
 @contextlib.contextmanager
 def _generic_scan():
-    """The vanilla cell through `_split_scan` while programs are traced inside."""
-    from jaxnets.models import rnn  # pylint: disable=g-import-not-at-top
-    fast = rnn._vanilla_scan  # pylint: disable=protected-access
+    """The vanilla cell through `rnn_kernels.split_scan` while programs are traced inside."""
+    from jaxnets.models import rnn, rnn_kernels  # pylint: disable=g-import-not-at-top
+    fast = rnn_kernels.vanilla_scan
 
     def generic(W_hh, h0, xp, mask):
         traced.append(xp.shape)
-        return rnn._split_scan(rnn._vanilla_gates, lambda h: h, W_hh, (), h0, xp, mask)  # pylint: disable=protected-access
+        return rnn_kernels.split_scan(rnn._vanilla_gates, lambda h: h, W_hh, (), h0, xp, mask)  # pylint: disable=protected-access
 
     traced = []
-    rnn._vanilla_scan = generic  # pylint: disable=protected-access
+    rnn_kernels.vanilla_scan = generic
     try:
         yield
         if not traced:  # a cached trace of the other arm would make both arms one program
             raise RuntimeError("the 'before' arm reused a trace of the fast scan")
     finally:
-        rnn._vanilla_scan = fast  # pylint: disable=protected-access
+        rnn_kernels.vanilla_scan = fast
 
 
 def _torch_compiled(workload, threads):

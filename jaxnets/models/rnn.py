@@ -18,25 +18,22 @@ Every cell offers:
   initial_carry(h0)  the carry whose hidden state is h0 (<[B, H]>)
   hidden(carry)      the hidden state h of a carry (a static, pure function)
 
-Speed: the scan runs time-major, and its gradient is written out (`_split_scan`):
-the backward loop does only what must be sequential (the gates' derivative and
-dh @ W_hh^T per step); dW_hh = sum_t h_{t-1}^T dz_t is then ONE matrix product over
-all steps instead of T small ones accumulated inside the loop. The vanilla cell has
-its own, leaner form of the same (`_vanilla_scan`): one stored state per step instead
-of three arrays, tanh' from that stored state instead of recomputing tanh, and dW_hh
-as a product that contracts the T*B rows in place (no transposed copies). Every cell's
-input projection is nn.Dense with the same kind of product for dW_xh (`_rows_product`).
+Speed: the scan runs time-major, with its gradient written out (models/rnn_kernels.py:
+`split_scan`, and the vanilla cell's leaner `vanilla_scan`). Every cell's input
+projection is nn.Dense whose product has the same kind of gradient for dW_xh
+(`rnn_kernels.rows_product`).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnets.models import rnn_kernels
 
 _recurrent_init = nn.initializers.orthogonal()
 
@@ -68,43 +65,13 @@ def _projection(features: int, dtype, **kwargs) -> nn.Dense:
 
 def _projection_dot_general(x, kernel, dimension_numbers, precision=None,
                             preferred_element_type=None):
-    """nn.Dense's x @ kernel through `_rows_product`."""
+    """nn.Dense's x @ kernel through `rnn_kernels.rows_product`."""
     if (dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision is not None
             or preferred_element_type is not None):
         raise ValueError(f"_projection_dot_general: nn.Dense's plain product expected, got "
                          f"{dimension_numbers}, precision={precision}, "
                          f"preferred_element_type={preferred_element_type}")
-    return _rows_product(x, kernel)
-
-
-def _contract_rows(a, b):
-    """a^T b over all leading axes: <[..., M]>, <[..., N]> -> <[M, N]>. Contracting
-    dimension 0 of the (rows, M) and (rows, N) views runs without copies; XLA:CPU
-    transposes a (T, B, M) stack to (M, T*B) first for the equivalent einsum."""
-    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  no copy
-    return jax.lax.dot_general(rows(a), rows(b), (((0,), (0,)), ((), ())))
-
-
-# The input projection's product. Its gradient is autodiff's (d @ kernel^T; x^T d), the same
-# numbers, but x^T d is `_contract_rows` instead of the product XLA:CPU derives from the
-# transposed dot, which copied d (T*B x G*H) to (G*H, T*B) first. Measured on the 2-core
-# CPU (experiments/benchmarks/rnn_step.md, "Round 11").
-@jax.custom_vjp
-def _rows_product(x, kernel):
-    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-
-
-def _rows_product_fwd(x, kernel):
-    return _rows_product(x, kernel), (x, kernel)
-
-
-def _rows_product_bwd(residuals, d):
-    x, kernel = residuals
-    d_x = jax.lax.dot_general(d, kernel, (((d.ndim - 1,), (1,)), ((), ())))
-    return d_x, _contract_rows(x, d).astype(kernel.dtype)
-
-
-_rows_product.defvjp(_rows_product_fwd, _rows_product_bwd)
+    return rnn_kernels.rows_product(x, kernel)
 
 
 class VanillaCell(nn.Module):
@@ -263,120 +230,22 @@ def masked_scan(step, carry, xp, mask):
 def masked_scan_time_major(step, carry, xp, mask):
     """`masked_scan` on <[T, B, G*H]> inputs and a <bool>[T, B] mask; hs is <[T, B, H]>.
 
-    A `Recurrence` runs with the hand-written gradient of `_split_scan`; any other
+    A `Recurrence` runs with the hand-written gradient of `rnn_kernels.split_scan` (the
+    vanilla cell: `vanilla_scan`); any other
     step function through plain `lax.scan` and autodiff.
     """
     if isinstance(step, Recurrence):
         if step.gates is _vanilla_gates:
-            return _vanilla_scan(step.W_hh, carry, xp, mask)
-        return _split_scan(step.gates, step.hidden, step.W_hh, step.params, carry, xp, mask)
+            return rnn_kernels.vanilla_scan(step.W_hh, carry, xp, mask)
+        return rnn_kernels.split_scan(step.gates, step.hidden, step.W_hh, step.params, carry,
+                                      xp, mask)
 
     def body(carry, inputs):
         xp_t, keep = inputs                       # (B, G*H), (B,)
         new_carry, h = step(carry, xp_t)
-        return _masked(keep, new_carry, carry, h)
+        return rnn_kernels.masked_update(keep, new_carry, carry, h)
 
     return jax.lax.scan(body, carry, (xp, mask))
-
-
-def _masked(keep, new_carry, carry, h):
-    """(carry, output) of one step: the new ones on real steps, the old carry and
-    zeros on padded ones."""
-    keep = keep[:, None]
-    carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-    return carry, jnp.where(keep, h, jnp.zeros_like(h))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _split_scan(gates, hidden, W_hh, params, carry, xp, mask):
-    """The masked time-major scan of a `Recurrence`, with the gradient below."""
-    return _split_scan_fwd(gates, hidden, W_hh, params, carry, xp, mask)[0]
-
-
-def _split_scan_fwd(gates, hidden, W_hh, params, carry, xp, mask):
-    def body(carry, inputs):
-        xp_t, keep = inputs
-        hw = hidden(carry) @ W_hh
-        new_carry, h = gates(params, carry, xp_t, hw)
-        out_carry, out = _masked(keep, new_carry, carry, h)
-        return out_carry, (out, carry, hw)       # keep each step's input carry and hw
-
-    final, (hs, carries, hws) = jax.lax.scan(body, carry, (xp, mask))
-    return (final, hs), (W_hh, params, carries, hws, xp, mask)
-
-
-def _split_scan_bwd(gates, hidden, residuals, cotangents):
-    W_hh, params, carries, hws, xp, mask = residuals
-    d_final, d_hs = cotangents
-
-    def body(d_carry, inputs):                   # d_carry: cotangent of the carry after t
-        carry, hw, xp_t, keep, d_h = inputs
-        keep = keep[:, None]
-        d_new = jax.tree.map(lambda d: jnp.where(keep, d, 0), d_carry)
-        d_out = jnp.where(keep, d_h, 0)
-        _, gates_vjp = jax.vjp(lambda p, c, x, w: gates(p, c, x, w), params, carry, xp_t, hw)
-        d_params, d_prev, d_xp, d_hw = gates_vjp((d_new, d_out))
-        d_prev = jax.tree.map(lambda a, d: a + jnp.where(keep, 0, d), d_prev, d_carry)
-        _, hidden_vjp = jax.vjp(hidden, carry)   # route dh_{t-1} = d_hw W_hh^T into the carry
-        d_prev = jax.tree.map(jnp.add, d_prev, hidden_vjp(d_hw @ W_hh.T)[0])
-        return d_prev, (d_params, d_xp, d_hw)
-
-    d_carry0, (d_params, d_xp, d_hw) = jax.lax.scan(
-        body, d_final, (carries, hws, xp, mask, d_hs), reverse=True)
-    h_prev = jax.vmap(hidden)(carries)            # (T, B, H): h_{t-1} of every step
-    d_W = jnp.einsum("tbh,tbg->hg", h_prev, d_hw)  # one GEMM over all T*B rows
-    d_params = jax.tree.map(lambda d: d.sum(0), d_params)
-    return d_W, d_params, d_carry0, d_xp, None
-
-
-_split_scan.defvjp(_split_scan_fwd, _split_scan_bwd)
-
-
-# The vanilla cell's scan. Measured on the 2-core CPU (experiments/benchmarks/rnn_step.md),
-# against `_split_scan` running the same cell, in one process: the training step of the
-# benchmark's RNN 1.18-1.20x the examples/s (~11-14% less CPU time under load), mostly
-# from the dW_hh product (the einsum over "tbh,tbg" made XLA:CPU copy both (T, B, H)
-# stacks into (H, T*B) layouts first and then ran a K = T*B GEMM at half the speed of a
-# square one) and from the backward loop (one output stack instead of two identical
-# ones, no tanh recomputed). Unrolling the
-# loops (lax.scan unroll=2, 4, 8) measured no faster on the CPU: the loop's own overhead
-# is ~2 us of a ~30 us step there; the 64x128 @ 128x128 product is the step. Not
-# measured on a GPU (none was at hand); the same form is used on every backend.
-@jax.custom_vjp
-def _vanilla_scan(W_hh, h0, xp, mask):
-    """`masked_scan_time_major` of the vanilla cell: h_t = tanh(h_{t-1} W_hh + xp_t)."""
-    return _vanilla_scan_fwd(W_hh, h0, xp, mask)[0]
-
-
-def _vanilla_scan_fwd(W_hh, h0, xp, mask):
-    def body(h, inputs):
-        xp_t, keep = inputs
-        new = jnp.tanh(h @ W_hh + xp_t)               # _vanilla_gates, the same operations
-        return jnp.where(keep[:, None], new, h), h     # the state after t; keep the one before
-    final, h_prev = jax.lax.scan(body, h0, (xp, mask))
-    states = jnp.concatenate([h_prev[1:], final[None]])   # the state after each step
-    hs = jnp.where(mask[..., None], states, jnp.zeros_like(states))
-    return (final, hs), (W_hh, final, h_prev, mask)
-
-
-def _vanilla_scan_bwd(residuals, cotangents):
-    W_hh, final, h_prev, mask = residuals
-    d_final, d_hs = cotangents
-
-    def body(carry, inputs):
-        d, h = carry                # dL/d(state after t), the state after t (tanh there)
-        h_before, keep, d_h = inputs
-        keep = keep[:, None]
-        g = jnp.where(keep, d + d_h, jnp.zeros_like(d)) * (1 - h)
-        dz = g + g * h              # d tanh as JAX's own derivative of tanh computes it
-        d_before = jnp.where(keep, jnp.zeros_like(d), d) + dz @ W_hh.T
-        return (d_before, h_before), dz
-
-    (d_h0, _), dz = jax.lax.scan(body, (d_final, final), (h_prev, mask, d_hs), reverse=True)
-    return _contract_rows(h_prev, dz), d_h0, dz, None
-
-
-_vanilla_scan.defvjp(_vanilla_scan_fwd, _vanilla_scan_bwd)
 
 
 def length_mask(lengths, max_length: int):
