@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 
+import data_fixtures
 import pytest
 from test_data_public import offline_env  # every HTTP(S) request refused, as offline
 
 RUN = "jaxnets.experiments.run"
 
 # (module, arguments, words of the one line); WORKDIR is a workdir holding a user's file,
-# FILE a file, DATA an empty data directory; every command runs offline.
+# FILE a file, DATA an empty data directory; every command runs offline, its default data
+# dir ($TFDS_DATA_DIR) holding the embedded datasets built from the test fixtures (not
+# ~/tensorflow_datasets, which a new machine has not filled).
 CASES = [
     # run: presets, flags and config fields
     (RUN, ["--model=resnet"], "unknown model 'resnet'; choose a preset: lenet_mnist, alexnet"),
@@ -62,6 +65,8 @@ CASES = [
      "a config must be a dict or an ml_collections.ConfigDict, got list [1]"),
     (RUN, ["--model=no_such_pkg.models:make", "--steps=1"], "cannot import module 'no_such_pkg"),
     (RUN, ["--model=:make"], "custom model ':make': give it as package.module:factory"),
+    (RUN, ["--model=no_such_pkg.models:make", "--config.data_dir=DATA"],  # before any data
+     "cannot import module 'no_such_pkg"),
     # run: the data
     (RUN, ["--model=lenet_mnist", "--dataset=mnist", "--config.data_dir=DATA"],
      "dataset 'mnist' is not prepared in DATA and cannot be downloaded from here"),
@@ -145,7 +150,9 @@ def test_bad_input_is_one_line_exit_2_and_the_workdir_unchanged(module, args, me
     if module == RUN and "--" not in argv:
         argv.append(f"--workdir={workdir}")
     result = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True,
-                            text=True, env=offline_env(), timeout=300)
+                            text=True, timeout=300, env={
+                                **offline_env(),
+                                "TFDS_DATA_DIR": data_fixtures.prepared_data_dir()})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

@@ -16,7 +16,7 @@ from jaxnets import distributed
 from jaxnets.train import config as config_lib
 from jaxnets.train.config import ConfigError, check_dataset
 from jaxnets.train.loop import Result, fit
-from jaxnets.train.model_api import Model, build_model
+from jaxnets.train.model_api import Model, build_model, load_factory
 from jaxnets.train.rundir import CLIP, MODEL, SOURCE_VOCAB, VOCAB, RunDir
 
 
@@ -125,7 +125,8 @@ def frame_measures(model: Model, dataset, run: RunDir):
 def train_and_evaluate(config, workdir: str) -> Result:
     """Trains and evaluates the model and dataset `config` names; logs to `workdir`.
 
-    Builds the data and the model, then calls `fit` once. The workdir is claimed and
+    Builds the data and the model, then calls `fit` once. The model's factory is looked
+    up first (a mistyped --model must not wait for a download), the workdir is claimed and
     checked before the data is read (a resumed text run reuses its vocabulary), and
     nothing is written there until every check has passed.
 
@@ -136,6 +137,7 @@ def train_and_evaluate(config, workdir: str) -> Result:
     from jaxnets import runtime_options
     runtime_options.tune_host()  # as fit does; here before the data can start JAX
     config = config_lib.resolve(config)
+    load_factory(config.model)  # an unknown or unimportable model fails before the data loads
     run = RunDir(workdir)
     with run.claimed():
         resuming = run.resume_step(config, jax.process_count()) is not None
