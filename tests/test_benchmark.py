@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from jaxnets import configs
-from jaxnets.benchmark import flops, input_lesson, keras_side, report, suite, workloads
+from jaxnets.benchmark import flops, input_lesson, keras_side, report, suite, timing, workloads
 from jaxnets.background import background
 from jaxnets.models import AlexNet, LeNet, cnn, kernels, rnn, summary
 from jaxnets.models.alexnet import alexnet_layers
@@ -124,6 +124,14 @@ def test_tiny_tables_and_json(tiny_results, tmp_path):
     data = json.loads(open(paths[1]).read())
     assert data["machine"]["backend"] == "cpu" and len(data["models"]) == 3
     assert data["models"][0]["derived"]["train"]["jax"] > 0
+
+
+def test_speed_table_gives_each_arms_speed_over_the_reference():
+    stats = {"base": timing.Stat.of([0.04, 0.05, 0.06]), "fast": timing.Stat.of([0.02, 0.025])}
+    table = timing.speed_table(stats, 64, "base", first_column="key").splitlines()
+    assert table[0] == "| key | training examples/s (median) | spread | speed / base's |"
+    assert table[2] == "| base | 1,280 | 1,067..1,600 | 1.000x |"
+    assert table[3] == "| fast | 2,844 | 2,560..3,200 | 2.222x |"
 
 
 def test_keras_arm_skips_with_a_note_when_keras_is_missing(monkeypatch):

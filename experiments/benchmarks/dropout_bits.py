@@ -152,11 +152,7 @@ def main() -> None:
     stats = timing.interleaved(runners, {name: steps for name in runners}, reps=reps)
     print(f"\nrnn training step, {k} steps per call, {steps} steps per repetition, {reps} "
           f"repetitions; load average {load} -> {timing.load_average()}")
-    print("| key | training examples/s (median) | spread | this / threefry |\n|---|---|---|---|")
-    batch = workload.batch_size
-    for name, stat in stats.items():
-        print(f"| {name} | {stat.rate(batch):,.0f} | {batch / stat.high:,.0f}..{batch / stat.low:,.0f} "
-              f"| {stats['threefry'].median / stat.median:.3f}x |")
+    print(timing.speed_table(stats, workload.batch_size, "threefry", first_column="key"))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,18 @@ def interleaved(runners: dict[str, Callable[[int], None]], steps: dict[str, int]
     return {name: Stat.of(s) for name, s in seconds.items()}
 
 
+def speed_table(stats: dict[str, Stat], per_step: float, reference: str,
+                first_column: str = "arm") -> str:
+    """A markdown table of `per_step` units per second for each arm (median, spread) and
+    its speed over the `reference` arm's."""
+    lines = [f"| {first_column} | training examples/s (median) | spread | "
+             f"speed / {reference}'s |", "|---|---|---|---|"]
+    for name, stat in stats.items():
+        lines.append(f"| {name} | {stat.rate(per_step):,.0f} | {per_step / stat.high:,.0f}.."
+                     f"{per_step / stat.low:,.0f} | {stats[reference].median / stat.median:.3f}x |")
+    return "\n".join(lines)
+
+
 def steps_for(runner: Callable[[int], None], seconds: float, most: int = 200) -> int:
     """How many steps of `runner` take about `seconds` (one timed step decides)."""
     start = time.perf_counter()
