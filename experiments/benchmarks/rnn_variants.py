@@ -27,6 +27,7 @@ Variants (what was tried in rnn_step.md's round 12, none kept):
                       `lax.optimization_barrier` instead of the loop of two halves
   bits_loop_of_one    the same pass inside a loop of one iteration whose count XLA cannot
                       fold
+  bits_halves_barrier the loop of two halves, with a barrier between the hash and its store
   two_devices         the step data-parallel over two host devices (sharding)
 """
 
@@ -286,11 +287,9 @@ def main() -> None:
         reference = workloads.jax_run(workload)
         reference.train(3 * reference.steps_per_call)
         want = jax.tree.leaves(reference.state().params)
-        for name, run in runs.items():
-            fresh = workloads.jax_run(workload) if name == "current" else None
-            if fresh is None:
-                with VARIANTS[name]():
-                    fresh = workloads.jax_run(workload)
+        for name in runs:
+            with VARIANTS[name]():
+                fresh = workloads.jax_run(workload)
             fresh.train(3 * fresh.steps_per_call)
             same = all(bool((a == b).all()) for a, b in
                        zip(want, jax.tree.leaves(fresh.state().params)))
