@@ -147,13 +147,12 @@ def _bits(one_pass):
 
 
 def _hash_all(key, size):
+    """dropout_key's bits for the counters 0..size-1, in one pass."""
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     from jax import lax  # pylint: disable=g-import-not-at-top
 
     from jaxnets.train import dropout_key  # pylint: disable=g-import-not-at-top
-    count = lax.iota(jnp.uint32, size)
-    x0, x1 = dropout_key._hash_2x32(key[0], key[1], jnp.zeros_like(count), count)  # pylint: disable=protected-access
-    return x0 ^ x1
+    return dropout_key._counter_bits(key, lax.iota(jnp.uint32, size))  # pylint: disable=protected-access
 
 
 def _as_bits(bits, bit_width, shape):
@@ -245,8 +244,8 @@ def bits_halves_barrier():
 
         def chunk(i, bits):
             count = lax.iota(jnp.uint32, half) + (i * half).astype(jnp.uint32)
-            x0, x1 = dropout_key._hash_2x32(key[0], key[1], jnp.zeros_like(count), count)  # pylint: disable=protected-access
-            return lax.dynamic_update_slice(bits, lax.optimization_barrier(x0 ^ x1)[None],
+            hashed = dropout_key._counter_bits(key, count)  # pylint: disable=protected-access
+            return lax.dynamic_update_slice(bits, lax.optimization_barrier(hashed)[None],
                                             (i, 0))
 
         bits = lax.fori_loop(0, 2, chunk, jnp.zeros((2, half), jnp.uint32))

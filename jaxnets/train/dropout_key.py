@@ -45,6 +45,12 @@ def _hash_2x32(k1, k2, x0, x1):
     return x0, x1
 
 
+def _counter_bits(key, count):
+    """threefry's 32 bits for each 64-bit counter (0, count): the hash's two words xor-ed."""
+    x0, x1 = _hash_2x32(key[0], key[1], jnp.zeros_like(count), count)
+    return x0 ^ x1
+
+
 def _written_out_bits(key, bit_width, shape):
     """threefry's bits under jax_threefry_partitionable: element i (row-major) hashes the
     64-bit counter (0, i); the result is the two output words xor-ed, truncated to
@@ -57,12 +63,10 @@ def _written_out_bits(key, bit_width, shape):
     a run's numbers moved in the last bits (tests/test_dropout_key.py)."""
     size = math.prod(shape)
     half = (size + 1) // 2
-    k1, k2 = key[0], key[1]
 
     def chunk(i, bits):
         count = lax.iota(jnp.uint32, half) + (i * half).astype(jnp.uint32)
-        x0, x1 = _hash_2x32(k1, k2, jnp.zeros_like(count), count)
-        return lax.dynamic_update_slice(bits, (x0 ^ x1)[None], (i, 0))
+        return lax.dynamic_update_slice(bits, _counter_bits(key, count)[None], (i, 0))
 
     bits = lax.fori_loop(0, 2, chunk, jnp.zeros((2, half), jnp.uint32))
     bits = bits.reshape(-1)[:size].reshape(shape)
