@@ -35,6 +35,14 @@ experiments/benchmarks/speedups.md:
     What made XLA faster was mostly the shape of the computation (jaxnets/models/cnn.py,
     rnn.py). Two options are given per program instead, where they apply
     (`init_compiler_options`, `step_compiler_options`).
+  * `split_host(n)`: the CPU as n XLA devices (`jax_num_cpu_devices`, before JAX starts;
+    the config's `host_devices`), so the run trains data-parallel on them (pmap, one
+    program per device, each on its own thread). XLA:CPU runs a program's loops on one
+    core, one after the other; split, each device runs its slice of the batch through its
+    own loops at the same time. The rnn workload (T=200, batch 64) on 2 cores: 1.2x the
+    examples/s of one device; rnn_sentiment's own sentences (T=48) and the CNNs gain
+    nothing or lose (experiments/benchmarks/rnn_step.md, round 13; pmap.md). Off by
+    default.
   * `enable_compilation_cache(path)`: JAX's persistent compilation cache; a second
     run of the same model skips compilation (lenet_mnist, `python` to its first step:
     7.0 s -> 4.7 s; `--sections=startup`). `use_compilation_cache(where)` is what
@@ -72,6 +80,28 @@ def tune_host() -> str:
             _dispatch = _run_on_caller()
         _tuned = f"{_keep_freed_memory()}; {_dispatch}"
     return _tuned
+
+
+def split_host(devices: int) -> str:
+    """The CPU as `devices` XLA devices (0 or 1: as JAX makes them, one unless
+    JAX_NUM_CPU_DEVICES says otherwise) for the rest of the process;
+    returns what it did. JAX fixes its CPU devices when it starts: after that, a count
+    that differs is a ConfigError naming the fix."""
+    import jax  # pylint: disable=g-import-not-at-top
+    if devices <= 1:
+        return "CPU devices as JAX makes them"
+    if _jax_started():
+        have = len(jax.devices("cpu"))
+        if have != devices:
+            from jaxnets.train.config import ConfigError  # pylint: disable=g-import-not-at-top
+            raise ConfigError(
+                f"host_devices={devices}, but JAX started with {have} CPU device(s) before "
+                f"jaxnets could split the CPU: set it before anything runs JAX (the "
+                f"command line does: --config.host_devices={devices}), or start Python "
+                f"with JAX_NUM_CPU_DEVICES={devices} in the environment")
+    else:
+        jax.config.update("jax_num_cpu_devices", devices)
+    return f"CPU as {devices} devices"
 
 
 def _mallopt():

@@ -49,6 +49,9 @@ CASES = [
     (RUN, ["--config.step_boundaries=(2.0,)"], "step_boundaries must be strictly increasing"),
     (RUN, ["--parallel=bogus"], "flag --parallel=bogus: value should be one of"),
     (RUN, ["--num_devices=100"], "num_devices=100, but this process has"),
+    (RUN, ["--host_devices=-1"], "host_devices must be >= 0 (0 = the CPU as one device)"),
+    (RUN, ["--model=rnn_sentiment", "--host_devices=3"],  # split before JAX: 3 devices
+     "batch size 64 does not split evenly over 3 devices"),
     (RUN, ["--num_processes=2", "--process_id=5"],
      "multi-process runs need --coordinator_address, --num_processes and --process_id"),
     (RUN, ["lenet_mnist"], "unexpected arguments lenet_mnist"),

@@ -13,6 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxnets import runtime_options
 from jaxnets.train import ArrayData, ConfigError, NonFiniteError, fit
 from jaxnets.train.checkpoint import saved_steps
 from jaxnets.train.reporting import Reporter
@@ -444,17 +445,22 @@ def test_the_engine_does_not_import_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+# README's own-model example as a fresh process's script: fit(..., config, argv[1]) -> r
+_TINY_FIT_SCRIPT = (
+    "import sys, jax, numpy as np\n"
+    "from jaxnets.train import ArrayData, fit\n"
+    "def init(rng, batch): return {{'w': jax.numpy.zeros((4, 2))}}\n"
+    "def apply(params, batch, *, train, rng): return batch['image'] @ params['w']\n"
+    "x = np.ones((8, 4), np.float32); y = np.zeros(8, np.int32)\n"
+    "r = fit((init, apply), ArrayData({{'image': x, 'label': y}}, batch_size=4),\n"
+    "        {config}, sys.argv[1])\n")
+
+
 def test_a_script_calling_fit_gets_the_clis_host_tuning(tmp_path):
     """README's own-model example in a fresh process: `fit` tunes the host itself (freed
     memory kept, programs on the calling thread), as `run.py` does before JAX starts."""
-    code = ("import sys, jax, numpy as np\n"
-            "from jaxnets.train import ArrayData, fit\n"
-            "def init(rng, batch): return {'w': jax.numpy.zeros((4, 2))}\n"
-            "def apply(params, batch, *, train, rng): return batch['image'] @ params['w']\n"
-            "x = np.ones((8, 4), np.float32); y = np.zeros(8, np.int32)\n"
-            "fit((init, apply), ArrayData({'image': x, 'label': y}, batch_size=4),\n"
-            "    {'num_steps': 2, 'progress': False}, sys.argv[1])\n"
-            "from jaxnets import runtime_options\n"
+    code = (_TINY_FIT_SCRIPT.format(config="{'num_steps': 2, 'progress': False}")
+            + "from jaxnets import runtime_options\n"
             "print(runtime_options.tune_host())\n"
             "print(jax.config.values['jax_cpu_enable_async_dispatch'])\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
@@ -465,6 +471,27 @@ def test_a_script_calling_fit_gets_the_clis_host_tuning(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], capture_output=True,
                          text=True, check=True, timeout=120, env=env).stdout.splitlines()
     assert "left as it is" in out[-2] and out[-1] == "True"
+
+
+def test_a_script_calling_fit_with_host_devices_trains_on_the_split_cpu(tmp_path):
+    """`fit` splits the CPU as the config asks when JAX has not started yet (the CLI's
+    --host_devices=N, tested in test_bad_input by a batch that does not split over 3)."""
+    config = "{'num_steps': 2, 'progress': False, 'host_devices': 2}"
+    code = (_TINY_FIT_SCRIPT.format(config=config)
+            + "print(len(jax.devices()), r.summary['parallel'])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, timeout=120).stdout.splitlines()
+    assert out[-1] == "2 pmap on 2 cpu devices"
+
+
+def test_host_devices_after_jax_started_is_an_error_naming_the_fix():
+    have = len(jax.devices("cpu"))  # this test process started JAX long ago
+    assert runtime_options.split_host(1) == "CPU devices as JAX makes them"
+    if have > 1:  # the count JAX has: nothing to do
+        assert runtime_options.split_host(have) == f"CPU as {have} devices"
+    with pytest.raises(ConfigError, match=rf"host_devices={have + 1}, but JAX started with "
+                                          rf"{have} CPU device.*JAX_NUM_CPU_DEVICES={have + 1}"):
+        runtime_options.split_host(have + 1)
 
 
 def test_tensorboard_events_are_written_without_importing_torch(tmp_path):

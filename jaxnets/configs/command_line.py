@@ -34,6 +34,7 @@ COMMON_FLAGS = {  # flag -> the config field it is short for
     "dataset": "dataset", "epochs": "num_epochs", "steps": "num_steps",
     "batch_size": "batch_size", "learning_rate": "learning_rate", "optimizer": "optimizer",
     "seed": "seed", "parallel": "parallel", "num_devices": "num_devices",
+    "host_devices": "host_devices",
 }
 _TAKE_VALUES = ("model", "config", *COMMON_FLAGS)  # flags whose value expand_argv reads
 _FLAG = re.compile(r"-{1,2}([A-Za-z_][\w.]*)(?:=(.*))?", re.DOTALL)
@@ -62,6 +63,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, sys_argv=None) -> 
     flags.DEFINE_integer(
         "num_devices", None, "Devices per process (default: all local devices); the batch "
         "is split evenly over them.", **fv)
+    flags.DEFINE_integer(
+        "host_devices", None, "On a CPU: split it into this many devices (default: one), "
+        "so the run trains data-parallel on its cores; faster for long sequences "
+        "(jaxnets/runtime_options.py).", **fv)
     flags.DEFINE_enum(
         "parallel", None, list(PARALLEL), "Data parallelism: auto (default: pmap on several "
         "devices, a plain jax.jit on one), pmap, or sharding (jax.jit with a Mesh and "

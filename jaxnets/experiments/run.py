@@ -8,6 +8,7 @@ r"""Train and evaluate one experiment.
     python -m jaxnets.experiments.run --model=lenet_mnist --config.smoke=True
     python -m jaxnets.experiments.run --model=list
     python -m jaxnets.experiments.run --model=alexnet --num_devices=4 --parallel=sharding
+    python -m jaxnets.experiments.run --model=rnn_sentiment --host_devices=2   # both CPU cores
     python -m jaxnets.experiments.run --model=alexnet --coordinator_address=host0:1234 \
         --num_processes=2 --process_id=0      # and --process_id=1 on the second host
 
@@ -71,6 +72,7 @@ def main(argv) -> int:
 
     from jaxnets import runtime_options
     runtime_options.tune_host()  # before JAX starts: malloc reuse, programs on this thread
+    runtime_options.split_host(config.host_devices)  # before JAX starts too
     from jaxnets import distributed  # before anything else uses JAX
     distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                        _PROCESS_ID.value, timeout_s=_DISTRIBUTED_TIMEOUT.value)

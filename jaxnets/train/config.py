@@ -26,7 +26,7 @@ COSMETIC_FIELDS = ("note", "log_every_steps", "checkpoint_every_steps", "keep_ch
 # Fields that say where and in what calls the run computes; a run may resume on other
 # devices or with another steps_per_call (a checkpoint holds one copy of the state, whatever
 # the layout it was trained in; the maths is the same to float rounding).
-PLACEMENT_FIELDS = ("parallel", "num_devices", "steps_per_call")
+PLACEMENT_FIELDS = ("parallel", "num_devices", "host_devices", "steps_per_call")
 
 
 class ConfigError(ValueError):
@@ -82,6 +82,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.parallel = "auto"          # auto | pmap | sharding (jax.jit with a Mesh and
                                  # NamedSharding); what auto picks: --parallel's help
     c.num_devices = 0            # devices per process; 0 = all local devices
+    c.host_devices = 0           # on a CPU: split it into this many XLA devices (0 = one), so
+                                 # the run trains data-parallel on its cores; set before JAX
+                                 # starts (jaxnets/runtime_options.py: split_host)
     # Training steps per call of the compiled program (Keras' steps_per_execution): k > 1
     # runs k consecutive batches in one lax.scan, so the loop's per-step costs (dispatch,
     # waiting for the next batch, metric merging) are paid once per k steps; batches that
@@ -133,6 +136,9 @@ def validate(config) -> None:
     if config.num_devices < 0:
         raise ConfigError(f"num_devices must be >= 0 (0 = all local devices), got "
                           f"{config.num_devices}")
+    if config.host_devices < 0:
+        raise ConfigError(f"host_devices must be >= 0 (0 = the CPU as one device), got "
+                          f"{config.host_devices}")
     for field in ("batch_size", "steps_per_call"):
         if config[field] < 1:
             raise ConfigError(f"{field} must be >= 1, got {config[field]}")

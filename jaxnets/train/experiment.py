@@ -137,6 +137,7 @@ def train_and_evaluate(config, workdir: str) -> Result:
     from jaxnets import runtime_options
     runtime_options.tune_host()  # as fit does; here before the data can start JAX
     config = config_lib.resolve(config)
+    runtime_options.split_host(config.host_devices)
     load_factory(config.model)  # an unknown or unimportable model fails before the data loads
     run = RunDir(workdir)
     with run.claimed():

@@ -301,7 +301,9 @@ def fit(model, data, config=None, workdir: str | RunDir = "runs/fit", *, eval_da
     The first call tunes the host for training (`jaxnets.runtime_options.tune_host`: freed
     memory kept for reuse; XLA:CPU programs run on the calling thread if JAX has not
     started yet), as the CLI does at its start; with JAXNETS_NO_HOST_TUNING set in the
-    environment, the process is left as it is. A second run on `workdir` while this one
+    environment, the process is left as it is. `config.host_devices` = N > 1 splits the
+    CPU into N devices first (`runtime_options.split_host`), which needs JAX not started
+    yet (or started with N: JAX_NUM_CPU_DEVICES=N). A second run on `workdir` while this one
     trains is refused (a lock). Everything is checked before anything is written: a refused
     command leaves the workdir as it was.
 
@@ -313,6 +315,7 @@ def fit(model, data, config=None, workdir: str | RunDir = "runs/fit", *, eval_da
     """
     runtime_options.tune_host()  # no-op after the CLI's call; a user's script gets it here
     config = config_lib.resolve(config)
+    runtime_options.split_host(config.host_devices)
     run = workdir if isinstance(workdir, RunDir) else RunDir(workdir)
     model = _checked_dtype(as_model(model), config)
     with run.claimed():
