@@ -1,15 +1,22 @@
 """The RNN's training step against its peers, interleaved in one process (issue 18).
 
     python experiments/benchmarks/rnn_step.py [--reps=7] [--seconds=1] [--no_compile]
+        [--host_devices=2] [--keras_data_parallel]
 
 The benchmark's rnn workload (rnn_sentiment's classifier, H=128, T=200, batch 64,
 jaxnets/benchmark/workloads.py), trained by:
 
   after          jaxnets as it is: the loop's Trainer, the preset's 37 steps per call
+  host_devices=2 the same with `--config.host_devices=2`: the CPU split into 2 devices,
+                 trained data-parallel (pmap) on them (--host_devices=0: no such arm;
+                 on a CPU only). The process starts with its CPU split; the other arms
+                 run on its first device.
   before         the same, with the vanilla cell's scan sent through the generic
                  `rnn_kernels.split_scan` (what every cell ran before `vanilla_scan`; still the
                  LSTM's and GRU's form), traced under a patch, so both compile in one process
   keras          Keras 3 on the JAX backend, `model.fit` (jaxnets/benchmark/keras_side.py)
+  keras, data-parallel  with --keras_data_parallel: the same under Keras'
+                 `DataParallel` over the split CPU's devices
   torch          PyTorch eager (jaxnets/benchmark/torch_side.py)
   torch.compile  the same module through `torch.compile` (skipped if it fails, or with
                  --no_compile)
@@ -86,12 +93,17 @@ def main() -> None:
                                    workloads)
     torch_side.prepare()
     runtime_options.tune_host()
+    host_devices = _arg("host_devices", 2)
+    runtime_options.split_host(host_devices)
     machine = timing.machine()
     workload = workloads.build("rnn")
     runners, notes = {}, []
     after = workloads.jax_run(workload)
     k = after.steps_per_call
     runners["after"] = after.train
+    split = f"host_devices={host_devices}"
+    if host_devices > 1 and machine["backend"] == "cpu":
+        runners[split] = workloads.jax_run(workload, num_devices=host_devices).train
     with _generic_scan():
         runners["before"] = workloads.jax_run(workload).train
     reason = keras_side.skip_reason(workload)
@@ -99,6 +111,9 @@ def main() -> None:
         notes.append(f"keras: {reason}")
     else:
         runners["keras"] = keras_side.keras_run(workload, steps_per_execution=k)
+        if "--keras_data_parallel" in sys.argv and split in runners:
+            runners["keras, data-parallel"] = keras_side.keras_run(
+                workload, steps_per_execution=k, data_parallel=True)
     threads = machine["cpu_cores"]
     if torch_side.available():
         runners["torch"] = torch_side.torch_run(workload, threads)[0]
@@ -113,8 +128,9 @@ def main() -> None:
     else:
         notes.append("torch: not installed")
     steps = {name: timing.steps_for(fn, seconds) for name, fn in runners.items()}
-    steps["after"] = steps["before"] = k * max(1, math.ceil(max(steps["after"],
-                                                                steps["before"]) / k))
+    jaxnets_arms = [n for n in ("after", "before", split) if n in steps]
+    for name in jaxnets_arms:  # whole calls of k steps, the same number for each
+        steps[name] = k * max(1, math.ceil(max(steps[n] for n in jaxnets_arms) / k))
     load_start = timing.load_average()
     stats = timing.interleaved(runners, steps, reps=reps)
     load_end = timing.load_average()
@@ -126,11 +142,13 @@ def main() -> None:
           f"{load_end} at the end; {reps} interleaved repetitions; steps per repetition "
           + ", ".join(f"{n} {s}" for n, s in steps.items()))
     print()
-    print("| arm | training examples/s (median) | spread | after / this |")
-    print("|---|---|---|---|")
+    ratios = ["after"] + ([split] if split in stats else [])
+    print("| arm | training examples/s (median) | spread | "
+          + " | ".join(f"{r} / this" for r in ratios) + " |")
+    print("|---|---|---|" + "---|" * len(ratios))
     for name, stat in stats.items():
-        print(f"| {name} | {stat.rate(batch):,.0f} | {batch / stat.high:,.0f}..{batch / stat.low:,.0f} "
-              f"| {stats[name].median / stats['after'].median:.2f}x |")
+        print(f"| {name} | {stat.rate(batch):,.0f} | {batch / stat.high:,.0f}..{batch / stat.low:,.0f} | "
+              + " | ".join(f"{stats[name].median / stats[r].median:.2f}x" for r in ratios) + " |")
     for note in notes:
         print(f"\n{note}")
 

@@ -97,13 +97,22 @@ def build_model(workload, steps_per_execution: int = 1):
     return model
 
 
-def keras_run(workload, steps_per_execution: int = 1, most: int = 200
-              ) -> Callable[[int], None]:
+def keras_run(workload, steps_per_execution: int = 1, most: int = 200,
+              data_parallel: bool = False) -> Callable[[int], None]:
     """train(n): n training steps of `workload` in Keras (`model.fit` over n copies of the
-    batch, at most `most`), waiting for them; compiled by a first call here."""
+    batch, at most `most`), waiting for them; compiled by a first call here.
+
+    `data_parallel`: built and trained under `keras.distribution.DataParallel` over every
+    JAX device (Keras' own data parallelism; on a CPU split by
+    `runtime_options.split_host`)."""
+    import contextlib  # pylint: disable=g-import-not-at-top
+
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
-    model = build_model(workload, steps_per_execution)
+    scope = (_import_keras().distribution.DataParallel(devices=jax.devices()).scope
+             if data_parallel else contextlib.nullcontext)
+    with scope():
+        model = build_model(workload, steps_per_execution)
     tokens = np.ascontiguousarray(np.tile(workload.batch["tokens"], (most, 1)))
     labels = np.ascontiguousarray(np.tile(workload.batch["label"], most))
     batch = len(workload.batch["label"])
@@ -111,8 +120,9 @@ def keras_run(workload, steps_per_execution: int = 1, most: int = 200
     def train(n):
         if not 1 <= n <= most:
             raise ValueError(f"the Keras arm runs 1..{most} steps per call, not {n}")
-        model.fit(tokens[:n * batch], labels[:n * batch], batch_size=batch, epochs=1,
-                  shuffle=False, verbose=0)
+        with scope():
+            model.fit(tokens[:n * batch], labels[:n * batch], batch_size=batch, epochs=1,
+                      shuffle=False, verbose=0)
         jax.block_until_ready([v.value for v in model.trainable_variables])
 
     train(min(steps_per_execution, most))  # compile, outside any timing

@@ -174,12 +174,16 @@ class JaxRun:
     state: Callable[[], Any]         # the current TrainState
 
 
-def jax_run(workload: Workload, steps_per_call: int | None = None) -> JaxRun:
+def jax_run(workload: Workload, steps_per_call: int | None = None,
+            num_devices: int = 1) -> JaxRun:
     """The workload's model in the loop's own Trainer (jaxnets/train/trainer.py) on one
-    device, its programs compiled (timed), and runners that call it as `fit` does.
+    device (or `num_devices`), its programs compiled (timed), and runners that call it as
+    `fit` does.
 
     `steps_per_call` (default: the preset's, as `python -m jaxnets.experiments.run` trains
     it): k > 1 runs k steps per call on k stacked copies of the batch (`train_steps`).
+    `num_devices` > 1: data-parallel over that many devices, as `parallel=auto` trains
+    there (pmap); on a CPU, split by `runtime_options.split_host` before JAX starts.
     """
     import jax  # pylint: disable=g-import-not-at-top
 
@@ -192,12 +196,15 @@ def jax_run(workload: Workload, steps_per_call: int | None = None) -> JaxRun:
     k = steps_per_call or workload.config.steps_per_call
     started = time.perf_counter()
     model = as_model(workload.module)
-    config = resolve({**workload.config.to_dict(), "parallel": "sharding", "num_devices": 1,
-                      "steps_per_call": k, "num_steps": 10_000, "seed": 0})
+    config = resolve({**workload.config.to_dict(), "steps_per_call": k, "num_steps": 10_000,
+                      "seed": 0, "num_devices": num_devices,
+                      "parallel": "sharding" if num_devices == 1 else "auto"})
     trainer = Trainer(model, as_inputs([workload.batch]), config)  # no workdir: saves nothing
-    batch = jax.device_put(workload.batch)
-    item = (Stacked(jax.device_put({key: np.stack([v] * k) for key, v in workload.batch.items()}))
-            if k > 1 else batch)
+    place = (trainer.strategy.put_batch if num_devices > 1
+             else lambda b, stacked=False: jax.device_put(b))
+    batch = place(workload.batch)
+    stacked = {key: np.stack([v] * k) for key, v in workload.batch.items()}
+    item = Stacked(place(stacked, stacked=True)) if k > 1 else batch
     compile_seconds = trainer.compile_for(item)
     trainer.train_on(item)
     jax.block_until_ready(trainer.state)
@@ -217,18 +224,19 @@ def jax_run(workload: Workload, steps_per_call: int | None = None) -> JaxRun:
 
     # Compiled here, not on the first call: steps_for's one timed call would otherwise
     # be the compile and pick a single step per repetition (launch-bound on a GPU).
+    one_copy = (lambda: trainer.state) if num_devices == 1 else trainer.unreplicated_state
+    one_batch = jax.device_put(workload.batch)  # inference runs on one device
     forward = jax.jit(lambda params, model_state, b: model.apply(
         params, model_state, b, train=False, rng=None)[0]).lower(
-            trainer.state.params, trainer.state.model_state, batch).compile()
+            one_copy().params, one_copy().model_state, one_batch).compile()
 
     def infer(n):
         out = None
         for _ in range(n):
-            out = forward(trainer.state.params, trainer.state.model_state, batch)
+            out = forward(one_copy().params, one_copy().model_state, one_batch)
         jax.block_until_ready(out)
 
     def loss():  # the mean training loss since the last call of `loss`
         return float(trainer.take_train_metrics()["loss"])
 
-    return JaxRun(train, train_single, k, infer, compile_seconds, first_step, loss,
-                  lambda: trainer.state)
+    return JaxRun(train, train_single, k, infer, compile_seconds, first_step, loss, one_copy)
